@@ -1,0 +1,9 @@
+"""Keras callbacks of keras-gumbel."""
+
+from keras_gumbel.callbacks.temperature_scheduler import TemperatureScheduler
+from keras_gumbel.callbacks.temperature_scheduler import temperature_layers
+
+__all__ = [
+    "TemperatureScheduler",
+    "temperature_layers",
+]

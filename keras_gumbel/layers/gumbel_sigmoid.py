@@ -1,0 +1,68 @@
+"""The GumbelSigmoid layer."""
+
+from keras_gumbel import ops as gumbel_ops
+from keras_gumbel.layers.temperature_layer import TemperatureLayer
+from keras_gumbel.serialization import register
+
+
+@register
+class GumbelSigmoid(TemperatureLayer):
+    """Turns log-odds into binary Gumbel-Softmax (relaxed Bernoulli) samples.
+
+    The two-class Gumbel-Softmax with one logit per unit. In training:
+
+    ```
+    y = sigmoid((logits + L) / tau),   L = log(u) - log(1 - u), u ~ U(0, 1)
+    ```
+
+    With `hard=True` the forward value is the exact Bernoulli sample
+    `1[logits + L > 0]` and the gradient is that of `y` (straight-through).
+    As `tau -> 0` samples approach {0, 1}; as `tau -> inf` they approach 1/2.
+
+    At inference the output is deterministic: `1[logits > 0]` when `hard`,
+    otherwise `sigmoid(logits / tau)`, unless `sample_at_inference=True`.
+    A Keras mask of the inputs' rank sets masked units to exactly 0.
+
+    Args:
+        temperature: Float > 0. Initial temperature, stored in the scalar
+            float32 weight `temperature_variable`. Defaults to 1.0.
+        hard: Boolean. Whether to output straight-through {0, 1} samples.
+            Defaults to False.
+        sample_at_inference: Boolean. Whether to sample when `training` is
+            False. Defaults to False.
+        learn_temperature: Boolean. Whether the temperature is trained by
+            backpropagation (kept >= `min_temperature`). Defaults to False.
+        min_temperature: Float > 0. Floor of a learned temperature. Defaults
+            to 0.01.
+        seed: Optional integer. Seed of the layer's random generator.
+        **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
+
+    Call arguments:
+        inputs: Float tensor of log-odds, any shape.
+        training: Python boolean. Whether to sample.
+        mask: Optional boolean tensor of the inputs' shape; False = masked.
+
+    Returns:
+        A tensor with the shape and dtype of `inputs`.
+
+    Example:
+
+    >>> layer = GumbelSigmoid(hard=True, seed=0)
+    >>> bits = layer(keras.ops.zeros((2, 200)), training=True)
+
+    Reference:
+        - Jang, Gu & Poole, "Categorical Reparameterization with
+          Gumbel-Softmax", ICLR 2017.
+        - Maddison, Mnih & Teh, "The Concrete Distribution: A Continuous
+          Relaxation of Discrete Random Variables", ICLR 2017.
+    """
+
+    def sample(self, logits, temperature, mask):
+        return gumbel_ops.gumbel_sigmoid(
+            logits, temperature, hard=self.hard, mask=mask, seed=self.seed_generator
+        )
+
+    def deterministic(self, logits, temperature, mask):
+        if self.hard:
+            return gumbel_ops.threshold(logits, mask=mask)
+        return gumbel_ops.tempered_sigmoid(logits, temperature, mask=mask)

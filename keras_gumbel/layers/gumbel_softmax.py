@@ -1,0 +1,138 @@
+"""The GumbelSoftmax layer."""
+
+from keras_gumbel import ops as gumbel_ops
+from keras_gumbel.layers.temperature_layer import TemperatureLayer
+from keras_gumbel.serialization import register
+
+
+@register
+class GumbelSoftmax(TemperatureLayer):
+    """Turns logits into Gumbel-Softmax (Concrete) samples along `axis`.
+
+    In training the layer draws a relaxed one-hot sample
+
+    ```
+    y = softmax((logits + g) / tau),   g ~ Gumbel(0, 1) i.i.d.
+    ```
+
+    so that gradients reach the logits (the Gumbel-Softmax estimator). With
+    `hard=True` the forward value is the exact categorical sample
+    `one_hot(argmax(logits + g))` and the backward pass uses the gradient of
+    `y` (Straight-Through Gumbel-Softmax).
+
+    The temperature `tau` trades bias for variance: as `tau -> 0` samples
+    become one-hot (the argmax is an exact categorical sample at every `tau`)
+    but gradients grow noisy; as `tau -> inf` samples approach the uniform
+    vector `1/k`. Anneal it from about 1 to a small value such as 0.5 with
+    `keras_gumbel.callbacks.TemperatureScheduler`.
+
+    At inference (`training=False`) the output is deterministic and draws no
+    random numbers: `one_hot(argmax(logits))` when `hard=True`, otherwise
+    `softmax(logits / tau)`. Pass `sample_at_inference=True` to keep
+    sampling instead.
+
+    Masking: a Keras mask of the same rank as the inputs (True = allowed), or
+    a logit of `-inf`, removes a class: it gets exactly 0 and is never
+    chosen. A mask of lower rank (a time-step mask) is passed through.
+
+    Args:
+        temperature: Float > 0. Initial temperature, stored in the scalar
+            float32 weight `temperature_variable`. Defaults to 1.0.
+        hard: Boolean. Whether to output straight-through one-hot samples.
+            Defaults to False.
+        axis: Integer. The class axis. Defaults to -1.
+        sample_at_inference: Boolean. Whether to sample when `training` is
+            False. Defaults to False.
+        learn_temperature: Boolean. Whether the temperature is trained by
+            backpropagation (kept >= `min_temperature`). Defaults to False.
+        min_temperature: Float > 0. Floor of a learned temperature. Defaults
+            to 0.01.
+        seed: Optional integer. Seed of the layer's random generator.
+        **kwargs: Base layer keyword arguments, such as `name` and `dtype`.
+
+    Call arguments:
+        inputs: Float tensor of logits, any rank, classes along `axis`.
+        training: Python boolean. Whether to sample (training) or return the
+            deterministic output.
+        mask: Optional boolean tensor of the inputs' shape; False = masked.
+
+    Returns:
+        A tensor with the shape and dtype of `inputs`.
+
+    Example:
+
+    >>> layer = GumbelSoftmax(temperature=0.5, hard=True, seed=0)
+    >>> codes = layer(keras.ops.zeros((2, 20, 10)), training=True)
+    >>> tuple(codes.shape)
+    (2, 20, 10)
+
+    Reference:
+        - Jang, Gu & Poole, "Categorical Reparameterization with
+          Gumbel-Softmax", ICLR 2017.
+        - Maddison, Mnih & Teh, "The Concrete Distribution: A Continuous
+          Relaxation of Discrete Random Variables", ICLR 2017.
+    """
+
+    def __init__(
+        self,
+        temperature=1.0,
+        hard=False,
+        axis=-1,
+        sample_at_inference=False,
+        learn_temperature=False,
+        min_temperature=1e-2,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(
+            temperature=temperature,
+            hard=hard,
+            sample_at_inference=sample_at_inference,
+            learn_temperature=learn_temperature,
+            min_temperature=min_temperature,
+            seed=seed,
+            **kwargs,
+        )
+        if not isinstance(axis, int) or isinstance(axis, bool):
+            raise TypeError(
+                "Invalid value received for argument `axis`. Expected an "
+                f"integer. Received: axis={axis!r}"
+            )
+        self.axis = axis
+
+    def build(self, input_shape):
+        # Fails early, at model construction, on a bad axis or unknown k.
+        rank = len(input_shape)
+        if not -rank <= self.axis < rank:
+            raise ValueError(
+                "Invalid value received for argument `axis`. Expected an "
+                f"integer in [-{rank}, {rank}) for inputs of rank {rank}. "
+                f"Received: axis={self.axis}"
+            )
+        if input_shape[self.axis] is None:
+            raise ValueError(
+                f"{type(self).__name__} needs a known number of classes. "
+                f"Received: input_shape={input_shape} with axis={self.axis}"
+            )
+
+    def sample(self, logits, temperature, mask):
+        return gumbel_ops.gumbel_softmax(
+            logits,
+            temperature,
+            axis=self.axis,
+            hard=self.hard,
+            mask=mask,
+            seed=self.seed_generator,
+        )
+
+    def deterministic(self, logits, temperature, mask):
+        if self.hard:
+            return gumbel_ops.one_hot_argmax(logits, axis=self.axis, mask=mask)
+        return gumbel_ops.tempered_softmax(
+            logits, temperature, axis=self.axis, mask=mask
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config["axis"] = self.axis
+        return config

@@ -1,0 +1,139 @@
+"""Base class of the layers whose output depends on an annealed temperature."""
+
+import keras
+from keras import ops
+
+from keras_gumbel.serialization import register
+from keras_gumbel.validation import check_bool
+from keras_gumbel.validation import check_float_tensor
+from keras_gumbel.validation import check_optional_int
+from keras_gumbel.validation import check_positive_float
+
+
+@register
+class TemperatureFloor(keras.constraints.Constraint):
+    """Keeps a learned temperature at or above `min_value` (> 0).
+
+    Applied by the optimizer after every update, so the temperature that the
+    next forward pass reads is always strictly positive.
+    """
+
+    def __init__(self, min_value):
+        check_positive_float("min_value", min_value)
+        self.min_value = min_value
+
+    def __call__(self, w):
+        return ops.maximum(w, ops.cast(self.min_value, w.dtype))
+
+    def get_config(self):
+        return {"min_value": self.min_value}
+
+
+class TemperatureLayer(keras.layers.Layer):
+    """A layer with a temperature that `TemperatureScheduler` can anneal.
+
+    The temperature is a scalar float32 weight named `temperature`, exposed as
+    `temperature_variable`. It is a variable rather than a Python float
+    because a compiled train function captures Python floats as constants and
+    would never see a new value. It is not autocast under mixed precision, is
+    saved with the weights (so a `.keras` file keeps the annealed value), and
+    is trainable only with `learn_temperature=True`, in which case
+    `TemperatureFloor(min_temperature)` keeps it strictly positive.
+
+    Subclasses implement `sample(logits, temperature, mask)` (the training
+    path, random) and `deterministic(logits, temperature, mask)` (the
+    inference path, no random numbers).
+
+    Args:
+        temperature: Float > 0. Initial temperature.
+        hard: Boolean. Whether outputs are straight-through hard samples.
+        sample_at_inference: Boolean. Whether to keep sampling outside
+            training instead of returning the deterministic output.
+        learn_temperature: Boolean. Whether the temperature is trainable.
+        min_temperature: Float > 0. Lower bound of a learned temperature.
+        seed: Optional integer seed of the layer's `SeedGenerator`.
+        **kwargs: Base layer keyword arguments, e.g. `name` and `dtype`.
+    """
+
+    def __init__(
+        self,
+        temperature=1.0,
+        hard=False,
+        sample_at_inference=False,
+        learn_temperature=False,
+        min_temperature=1e-2,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        check_positive_float("temperature", temperature)
+        check_bool("hard", hard)
+        check_bool("sample_at_inference", sample_at_inference)
+        check_bool("learn_temperature", learn_temperature)
+        check_positive_float("min_temperature", min_temperature)
+        if learn_temperature and temperature < min_temperature:
+            raise ValueError(
+                "Invalid value received for argument `temperature`. Expected "
+                f"temperature >= min_temperature={min_temperature} when "
+                f"learn_temperature=True. Received: temperature={temperature}"
+            )
+        check_optional_int("seed", seed)
+        self.temperature = float(temperature)
+        self.hard = hard
+        self.sample_at_inference = sample_at_inference
+        self.learn_temperature = learn_temperature
+        self.min_temperature = float(min_temperature)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.temperature_variable = self.add_weight(
+            name="temperature",
+            shape=(),
+            dtype="float32",
+            initializer=keras.initializers.Constant(self.temperature),
+            trainable=learn_temperature,
+            autocast=False,
+            constraint=(
+                TemperatureFloor(self.min_temperature) if learn_temperature else None
+            ),
+        )
+        self.supports_masking = True
+
+    def call(self, inputs, training=None, mask=None):
+        check_float_tensor("inputs", inputs)
+        # A mask of the inputs' rank selects classes (or units); a mask of
+        # lower rank is a Keras time-step mask, which only passes through.
+        if mask is not None and len(mask.shape) != len(inputs.shape):
+            mask = None
+        if mask is not None:
+            mask = ops.cast(mask, "bool")
+        if self.learn_temperature:
+            # d(logits / tau) / d tau at a -inf logit is -inf * 0 = NaN: treat
+            # such classes as masked so the temperature gradient stays finite.
+            finite = inputs > float("-inf")
+            mask = finite if mask is None else ops.logical_and(mask, finite)
+        if training or self.sample_at_inference:
+            return self.sample(inputs, self.temperature_variable, mask)
+        return self.deterministic(inputs, self.temperature_variable, mask)
+
+    def sample(self, logits, temperature, mask):
+        raise NotImplementedError
+
+    def deterministic(self, logits, temperature, mask):
+        raise NotImplementedError
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "temperature": self.temperature,
+                "hard": self.hard,
+                "sample_at_inference": self.sample_at_inference,
+                "learn_temperature": self.learn_temperature,
+                "min_temperature": self.min_temperature,
+                "seed": self.seed,
+            }
+        )
+        return config

@@ -1,0 +1,348 @@
+"""Backend-agnostic Gumbel-Softmax math on `keras.ops` and `keras.random`.
+
+Everything here is a pure function: it reads no layer state and works on the
+TensorFlow, JAX and PyTorch backends, eagerly, in compiled graphs and under
+XLA. Layers, estimators and models are thin shells over these functions.
+
+Numerics shared by every function:
+
+- Noise, scores and softmax are computed in float32 whatever the input dtype,
+  and the result is cast back to the input dtype, so float16 and bfloat16
+  models get float32-accurate samples.
+- Uniform noise is drawn from `[tiny, 1)` with `tiny` the smallest normal
+  float32, so `log(u)` is finite and Gumbel noise lies in about
+  `[-4.47, 16.6]`.
+- Straight-through outputs are `soft + stop_gradient(hard - soft)`. In IEEE
+  arithmetic this is exactly `hard` in the forward pass (for the chosen class
+  `soft >= 1 - soft` rounds back to 1; elsewhere `soft - soft == 0`), and its
+  gradient is exactly the gradient of `soft`.
+- A logit of `-inf` is a class with probability 0: it gets exactly 0 and is
+  never chosen, as long as one class of the row is finite. A `mask` does the
+  same and also turns rows with no allowed class into zeros instead of NaN.
+
+References:
+    - Jang, Gu & Poole, "Categorical Reparameterization with Gumbel-Softmax",
+      ICLR 2017, https://arxiv.org/abs/1611.01144
+    - Maddison, Mnih & Teh, "The Concrete Distribution: A Continuous
+      Relaxation of Discrete Random Variables", ICLR 2017,
+      https://arxiv.org/abs/1611.00712
+"""
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_gumbel.validation import check_float_tensor
+from keras_gumbel.validation import check_positive_float
+from keras_gumbel.validation import is_number
+
+# Smallest normal float32: the lower end of the uniform noise, so that
+# -log(u) <= 87.3 and no log ever sees 0.
+_TINY = float(np.finfo(np.float32).tiny)
+# Masked scores are set to this finite value rather than -inf: a row whose
+# classes are all masked then stays finite through softmax and its gradient,
+# and the final `where` turns it into zeros.
+_MASKED_SCORE = -1e30
+
+
+def _check_temperature(temperature):
+    """Validates Python temperatures; a tensor is checked by its producer."""
+    if isinstance(temperature, bool) or is_number(temperature):
+        check_positive_float("temperature", temperature)
+
+
+def _num_classes(x, axis):
+    rank = len(x.shape)
+    if not isinstance(axis, int) or isinstance(axis, bool) or not (
+        -rank <= axis < rank
+    ):
+        raise ValueError(
+            "Invalid value received for argument `axis`. Expected an integer "
+            f"in [-{rank}, {rank}) for inputs of rank {rank}. Received: "
+            f"axis={axis}"
+        )
+    num_classes = x.shape[axis]
+    if num_classes is None:
+        raise ValueError(
+            "The class axis must have a known size. Received: inputs with "
+            f"shape={x.shape} and axis={axis}"
+        )
+    return num_classes
+
+
+def _apply_mask(y, mask):
+    return y if mask is None else ops.where(mask, y, ops.zeros_like(y))
+
+
+def uniform_noise(shape, seed=None):
+    """Float32 uniform noise on `[tiny, 1)`, safe to pass to `log`."""
+    return keras.random.uniform(
+        shape, minval=_TINY, maxval=1.0, dtype="float32", seed=seed
+    )
+
+
+def gumbel_noise(shape, dtype="float32", seed=None):
+    """Samples standard Gumbel(0, 1) noise, `g = -log(-log(u))`.
+
+    Args:
+        shape: Tuple of ints. Shape of the noise.
+        dtype: String. Dtype of the result; the noise is drawn in float32.
+        seed: Optional int or `keras.random.SeedGenerator`.
+
+    Returns:
+        A tensor of the given shape and dtype.
+
+    Example:
+
+    >>> g = gumbel_noise((2, 3), seed=0)
+    """
+    u = uniform_noise(shape, seed=seed)
+    return ops.cast(-ops.log(-ops.log(u)), dtype)
+
+
+def logistic_noise(shape, dtype="float32", seed=None):
+    """Samples standard logistic noise, `L = log(u) - log(1 - u)`.
+
+    The difference of two independent Gumbel(0, 1) variables is logistic, so
+    `logits + L > 0` is an exact Bernoulli(sigmoid(logits)) draw.
+
+    Args:
+        shape: Tuple of ints. Shape of the noise.
+        dtype: String. Dtype of the result; the noise is drawn in float32.
+        seed: Optional int or `keras.random.SeedGenerator`.
+
+    Returns:
+        A tensor of the given shape and dtype.
+    """
+    u = uniform_noise(shape, seed=seed)
+    return ops.cast(ops.log(u) - ops.log1p(-u), dtype)
+
+
+def straight_through(soft, hard):
+    """Returns `hard` in the forward pass and the gradient of `soft` backward.
+
+    Written as `soft + stop_gradient(hard - soft)`, with no custom gradient,
+    so it works on every backend and under XLA.
+    """
+    return soft + ops.stop_gradient(hard - soft)
+
+
+def one_hot_argmax(logits, axis=-1, mask=None):
+    """One-hot vector of the largest logit along `axis`, in the logits' dtype.
+
+    The deterministic (mode) counterpart of `gumbel_softmax(hard=True)`.
+    Masked classes are never chosen; a row with no allowed class is all zero.
+    """
+    check_float_tensor("logits", logits)
+    num_classes = _num_classes(logits, axis)
+    scores = ops.cast(logits, "float32")
+    if mask is not None:
+        scores = ops.where(mask, scores, _MASKED_SCORE)
+    index = ops.argmax(scores, axis=axis)
+    one_hot = ops.one_hot(index, num_classes, axis=axis, dtype="float32")
+    return ops.cast(_apply_mask(one_hot, mask), logits.dtype)
+
+
+def gumbel_softmax(
+    logits, temperature=1.0, axis=-1, hard=False, mask=None, seed=None
+):
+    """Draws a Gumbel-Softmax (Concrete) sample along `axis`.
+
+    With `g_i` i.i.d. Gumbel(0, 1) noise and temperature `tau > 0`:
+
+    ```
+    y_i = exp((logits_i + g_i) / tau) / sum_j exp((logits_j + g_j) / tau)
+    ```
+
+    `y` lies on the probability simplex. As `tau -> 0` the samples become
+    one-hot and `one_hot(argmax y)` is an exact Categorical(softmax(logits))
+    sample for every `tau` (the Gumbel-max trick); as `tau -> inf` they
+    approach the uniform vector. The gradient with respect to the logits is
+    the (biased) Gumbel-Softmax estimator.
+
+    With `hard=True` the forward value is `one_hot(argmax(logits + g))`,
+    exactly one-hot, and the gradient is that of the soft sample drawn with
+    the same noise (Straight-Through Gumbel-Softmax).
+
+    Args:
+        logits: Float tensor of unnormalized log-probabilities. `-inf` marks
+            an impossible class.
+        temperature: Float > 0, or a scalar float tensor (e.g. a variable).
+        axis: Integer. The class axis.
+        hard: Boolean. Whether to return the straight-through one-hot sample.
+        mask: Optional boolean tensor broadcastable to `logits`; `False`
+            classes get exactly 0 and are never chosen.
+        seed: Optional int or `keras.random.SeedGenerator`. The same int seed
+            gives the same noise, hence the same sample for `hard` and soft.
+
+    Returns:
+        A tensor with the shape and dtype of `logits`.
+
+    Example:
+
+    >>> y = gumbel_softmax(keras.ops.zeros((4, 10)), temperature=0.5, seed=1)
+    >>> tuple(y.shape)
+    (4, 10)
+    """
+    check_float_tensor("logits", logits)
+    _check_temperature(temperature)
+    num_classes = _num_classes(logits, axis)
+    x = ops.cast(logits, "float32")
+    scores = (x + gumbel_noise(ops.shape(x), seed=seed)) / ops.cast(
+        temperature, "float32"
+    )
+    if mask is not None:
+        scores = ops.where(mask, scores, _MASKED_SCORE)
+    y = ops.softmax(scores, axis=axis)
+    if hard:
+        index = ops.argmax(scores, axis=axis)
+        y = straight_through(
+            y, ops.one_hot(index, num_classes, axis=axis, dtype="float32")
+        )
+    return ops.cast(_apply_mask(y, mask), logits.dtype)
+
+
+def tempered_softmax(logits, temperature=1.0, axis=-1, mask=None):
+    """Deterministic `softmax(logits / tau)`, the noise-free relaxed output.
+
+    Args:
+        logits: Float tensor.
+        temperature: Float > 0 or a scalar float tensor.
+        axis: Integer. The class axis.
+        mask: Optional boolean tensor broadcastable to `logits`.
+
+    Returns:
+        A tensor with the shape and dtype of `logits`.
+    """
+    check_float_tensor("logits", logits)
+    _check_temperature(temperature)
+    _num_classes(logits, axis)
+    scores = ops.cast(logits, "float32") / ops.cast(temperature, "float32")
+    if mask is not None:
+        scores = ops.where(mask, scores, _MASKED_SCORE)
+    y = ops.softmax(scores, axis=axis)
+    return ops.cast(_apply_mask(y, mask), logits.dtype)
+
+
+def gumbel_sigmoid(logits, temperature=1.0, hard=False, mask=None, seed=None):
+    """Draws a binary Gumbel-Softmax (relaxed Bernoulli, BinConcrete) sample.
+
+    The two-class case written with one logit per unit and logistic noise
+    `L`:
+
+    ```
+    y = sigmoid((logits + L) / tau)
+    ```
+
+    `hard=True` returns `1[logits + L > 0]`, an exact
+    Bernoulli(sigmoid(logits)) sample, with the gradient of the soft `y`.
+
+    Args:
+        logits: Float tensor of log-odds.
+        temperature: Float > 0 or a scalar float tensor.
+        hard: Boolean. Whether to return the straight-through binary sample.
+        mask: Optional boolean tensor broadcastable to `logits`; `False`
+            units get exactly 0.
+        seed: Optional int or `keras.random.SeedGenerator`.
+
+    Returns:
+        A tensor with the shape and dtype of `logits`.
+    """
+    check_float_tensor("logits", logits)
+    _check_temperature(temperature)
+    x = ops.cast(logits, "float32")
+    scores = (x + logistic_noise(ops.shape(x), seed=seed)) / ops.cast(
+        temperature, "float32"
+    )
+    y = ops.sigmoid(scores)
+    if hard:
+        y = straight_through(y, ops.cast(scores > 0, "float32"))
+    return ops.cast(_apply_mask(y, mask), logits.dtype)
+
+
+def tempered_sigmoid(logits, temperature=1.0, mask=None):
+    """Deterministic `sigmoid(logits / tau)`."""
+    check_float_tensor("logits", logits)
+    _check_temperature(temperature)
+    y = ops.sigmoid(ops.cast(logits, "float32") / ops.cast(temperature, "float32"))
+    return ops.cast(_apply_mask(y, mask), logits.dtype)
+
+
+def threshold(logits, mask=None):
+    """Deterministic binary output `1[logits > 0]` in the dtype of `logits`."""
+    check_float_tensor("logits", logits)
+    y = ops.cast(ops.cast(logits, "float32") > 0, "float32")
+    return ops.cast(_apply_mask(y, mask), logits.dtype)
+
+
+def relaxed_one_hot_log_prob(sample, logits, temperature, axis=-1):
+    """Log-density of a Gumbel-Softmax (Concrete) sample on the simplex.
+
+    For `k` classes, `pi = softmax(logits)` and `y` on the open simplex:
+
+    ```
+    p(y) = Gamma(k) tau^(k-1) (sum_i pi_i / y_i^tau)^(-k) prod_i pi_i / y_i^(tau+1)
+    log p(y) = lgamma(k) + (k-1) log tau
+               + sum_i log_softmax(logits - tau log y)_i - sum_i log y_i
+    ```
+
+    The log-space form is stable for small `tau`. It agrees with TensorFlow
+    Probability's `RelaxedOneHotCategorical.log_prob`.
+
+    Args:
+        sample: Float tensor on the simplex along `axis`.
+        logits: Float tensor broadcastable to `sample`.
+        temperature: Float > 0 or a scalar float tensor.
+        axis: Integer. The class axis.
+
+    Returns:
+        A float32 tensor: `sample`'s shape without `axis`.
+    """
+    check_float_tensor("sample", sample)
+    check_float_tensor("logits", logits)
+    _check_temperature(temperature)
+    k = _num_classes(sample, axis)
+    tau = ops.cast(temperature, "float32")
+    log_y = ops.log(ops.cast(sample, "float32"))
+    shifted = ops.cast(logits, "float32") - tau * log_y
+    return (
+        math.lgamma(k)
+        + (k - 1) * ops.log(tau)
+        + ops.sum(ops.log_softmax(shifted, axis=axis), axis=axis)
+        - ops.sum(log_y, axis=axis)
+    )
+
+
+def relaxed_bernoulli_log_prob(sample, logits, temperature):
+    """Log-density of a binary Gumbel-Softmax (BinConcrete) sample in (0, 1).
+
+    ```
+    p(y) = tau a y^(-tau-1) (1-y)^(-tau-1) / (a y^(-tau) + (1-y)^(-tau))^2
+    ```
+
+    with `a = exp(logits)`, computed in log space. It agrees with TensorFlow
+    Probability's `RelaxedBernoulli.log_prob`.
+
+    Args:
+        sample: Float tensor with values in (0, 1).
+        logits: Float tensor of log-odds, broadcastable to `sample`.
+        temperature: Float > 0 or a scalar float tensor.
+
+    Returns:
+        A float32 tensor with the shape of `sample`.
+    """
+    check_float_tensor("sample", sample)
+    check_float_tensor("logits", logits)
+    _check_temperature(temperature)
+    tau = ops.cast(temperature, "float32")
+    x = ops.cast(logits, "float32")
+    y = ops.cast(sample, "float32")
+    log_y, log_1my = ops.log(y), ops.log1p(-y)
+    return (
+        ops.log(tau)
+        + x
+        - (tau + 1.0) * (log_y + log_1my)
+        - 2.0 * ops.logaddexp(x - tau * log_y, -tau * log_1my)
+    )
