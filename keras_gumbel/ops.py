@@ -76,6 +76,18 @@ def _apply_mask(y, mask):
     return y if mask is None else ops.where(mask, y, ops.zeros_like(y))
 
 
+def _float32_logits(logits, mask):
+    """Float32 logits with masked entries replaced by 0.
+
+    A masked logit may be -inf; left in place it would give an infinite
+    partial derivative of `logits / tau` with respect to a learned `tau`,
+    and `0 * inf = NaN` in the backward pass. The entries are masked again
+    after the division.
+    """
+    x = ops.cast(logits, "float32")
+    return x if mask is None else _apply_mask(x, mask)
+
+
 def uniform_noise(shape, seed=None):
     """Float32 uniform noise on `[tiny, 1)`, safe to pass to `log`."""
     return keras.random.uniform(
@@ -189,7 +201,7 @@ def gumbel_softmax(
     check_float_tensor("logits", logits)
     _check_temperature(temperature)
     num_classes = _num_classes(logits, axis)
-    x = ops.cast(logits, "float32")
+    x = _float32_logits(logits, mask)
     scores = (x + gumbel_noise(ops.shape(x), seed=seed)) / ops.cast(
         temperature, "float32"
     )
@@ -219,7 +231,7 @@ def tempered_softmax(logits, temperature=1.0, axis=-1, mask=None):
     check_float_tensor("logits", logits)
     _check_temperature(temperature)
     _num_classes(logits, axis)
-    scores = ops.cast(logits, "float32") / ops.cast(temperature, "float32")
+    scores = _float32_logits(logits, mask) / ops.cast(temperature, "float32")
     if mask is not None:
         scores = ops.where(mask, scores, _MASKED_SCORE)
     y = ops.softmax(scores, axis=axis)
@@ -252,7 +264,7 @@ def gumbel_sigmoid(logits, temperature=1.0, hard=False, mask=None, seed=None):
     """
     check_float_tensor("logits", logits)
     _check_temperature(temperature)
-    x = ops.cast(logits, "float32")
+    x = _float32_logits(logits, mask)
     scores = (x + logistic_noise(ops.shape(x), seed=seed)) / ops.cast(
         temperature, "float32"
     )
@@ -266,7 +278,7 @@ def tempered_sigmoid(logits, temperature=1.0, mask=None):
     """Deterministic `sigmoid(logits / tau)`."""
     check_float_tensor("logits", logits)
     _check_temperature(temperature)
-    y = ops.sigmoid(ops.cast(logits, "float32") / ops.cast(temperature, "float32"))
+    y = ops.sigmoid(_float32_logits(logits, mask) / ops.cast(temperature, "float32"))
     return ops.cast(_apply_mask(y, mask), logits.dtype)
 
 
