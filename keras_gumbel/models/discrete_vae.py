@@ -1,0 +1,240 @@
+"""A variational autoencoder with one layer of discrete latent variables."""
+
+import math
+
+import keras
+import tensorflow as tf
+
+from keras_gumbel import estimators as estimators_lib
+from keras_gumbel.models.latent_sampler import LatentSampler
+from keras_gumbel.models.latents import make_latent
+
+
+def bernoulli_log_likelihood(x, logits):
+    """log p(x | logits) of binary pixels, summed over all but the batch axis."""
+    log_prob = -tf.nn.sigmoid_cross_entropy_with_logits(labels=x, logits=logits)
+    return tf.reduce_sum(tf.reshape(log_prob, [tf.shape(log_prob)[0], -1]), axis=-1)
+
+
+def mlp(units, name):
+    return keras.Sequential(
+        [keras.layers.Dense(n, activation="relu") for n in units], name=name
+    )
+
+
+def check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(
+            f"Invalid value received for argument `{name}`. Expected one of "
+            f"{tuple(choices)}. Received: {name}={value!r}"
+        )
+
+
+def check_units(name, units):
+    if not isinstance(units, (list, tuple)) or not all(
+        isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in units
+    ):
+        raise ValueError(
+            f"Invalid value received for argument `{name}`. Expected a list of "
+            f"positive integers. Received: {name}={units!r}"
+        )
+
+
+class DiscreteVAE(keras.Model):
+    """VAE with a discrete latent layer, trained on binary data.
+
+    `q(z|x)` is an MLP encoder followed by the latent logits; `p(x|z)` an MLP
+    decoder to Bernoulli pixel logits; `p(z)` a uniform or learned prior. The
+    training loss is the negative ELBO per example, in nats:
+
+    ```
+    -ELBO(x) = -log p(x | z) + KL(q(z | x) || p(z)),   z ~ estimator(q(z | x))
+    ```
+
+    with the KL term computed analytically. With a relaxed estimator the
+    training loss is the relaxed objective; validation (`evaluate`) uses an
+    exact discrete sample, so its loss is the discrete model's negative ELBO.
+
+    Subclasses choose the latent family (`CategoricalVAE`, `BernoulliVAE`).
+    The input size is taken from the data at build time; inputs may be
+    images of any shape and are flattened.
+    """
+
+    def __init__(
+        self,
+        latent,
+        num_vars,
+        num_classes=10,
+        encoder_units=(512, 256),
+        decoder_units=(256, 512),
+        estimator="gumbel_softmax",
+        temperature=1.0,
+        prior="uniform",
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        check_units("encoder_units", encoder_units)
+        check_units("decoder_units", decoder_units)
+        check_choice("prior", prior, ("uniform", "learned"))
+        estimators_lib.get(estimator)
+        self.latent = make_latent(latent, num_vars, num_classes)
+        self.num_vars = num_vars
+        self.num_classes = num_classes
+        self.encoder_units = tuple(encoder_units)
+        self.decoder_units = tuple(decoder_units)
+        self.estimator = estimator
+        self.temperature = temperature
+        self.prior = prior
+        self.seed = seed
+        self.encoder = mlp(self.encoder_units, "encoder")
+        self.to_logits = keras.layers.Dense(self.latent.flat_size, name="latent_logits")
+        self.sampler = LatentSampler(
+            kind=self.latent.kind,
+            estimator=estimator,
+            temperature=temperature,
+            seed=seed,
+            name="sampler",
+        )
+        self.decoder = mlp(self.decoder_units, "decoder")
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
+        self.kl_tracker = keras.metrics.Mean(name="kl")
+
+    def build(self, input_shape):
+        self.input_dim = math.prod(input_shape[1:])
+        self.output_layer = keras.layers.Dense(self.input_dim, name="pixel_logits")
+        self.prior_logits = self.add_weight(
+            name="prior_logits",
+            shape=self.latent.logits_shape,
+            initializer="zeros",
+            trainable=self.prior == "learned",
+        )
+        flat = (input_shape[0], self.input_dim)
+        self.encoder.build(flat)
+        self.to_logits.build((input_shape[0], self.encoder_units[-1]))
+        self.decoder.build((input_shape[0], self.latent.flat_size))
+        self.output_layer.build((input_shape[0], self.decoder_units[-1]))
+
+    # The pieces.
+
+    def _flatten(self, x):
+        if not self.built:
+            # Custom train/test steps and the public methods may see data
+            # before Keras has built the model; the input size comes from it.
+            self.build(tuple(x.shape))
+        return tf.reshape(tf.cast(x, tf.float32), [tf.shape(x)[0], self.input_dim])
+
+    def latent_logits(self, x):
+        """Logits of q(z | x), shape `[batch, *latent.logits_shape]`."""
+        h = self.to_logits(self.encoder(self._flatten(x)))
+        return tf.reshape(h, [-1, *self.latent.logits_shape])
+
+    def pixel_logits(self, z):
+        """Logits of p(x | z) for latent samples or one-hot codes `z`."""
+        flat = tf.reshape(z, [-1, self.latent.flat_size])
+        return self.output_layer(self.decoder(flat))
+
+    def call(self, x, training=False):
+        """Bernoulli pixel logits of a reconstruction (sampled in training)."""
+        return self.pixel_logits(self.sampler(self.latent_logits(x), training=training))
+
+    # Training.
+
+    def _elbo_terms(self, x, z, logits):
+        reconstruction = -bernoulli_log_likelihood(self._flatten(x), self.pixel_logits(z))
+        kl = self.latent.kl(logits, self.prior_logits)
+        return reconstruction, kl
+
+    def _update(self, reconstruction, kl):
+        self.loss_tracker.update_state(reconstruction + kl)
+        self.reconstruction_tracker.update_state(reconstruction)
+        self.kl_tracker.update_state(kl)
+        return {m.name: m.result() for m in self.metrics}
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]
+
+    def train_step(self, data):
+        x = data[0] if isinstance(data, (tuple, list)) else data
+        estimator = self.sampler._estimator
+        with tf.GradientTape() as tape:
+            logits = self.latent_logits(x)
+            z = self.sampler(logits, training=True)
+            reconstruction, kl = self._elbo_terms(x, z, logits)
+            objective = reconstruction + kl
+            surrogate = estimator.surrogate(reconstruction, z, logits, self.latent.kind)
+            if surrogate is not None:
+                objective = objective + surrogate
+            # Per-replica mean, divided by the replica count: the optimizer
+            # sums the replicas' gradients.
+            loss = tf.reduce_mean(objective) / tf.distribute.get_strategy().num_replicas_in_sync
+        gradients = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        return self._update(reconstruction, kl)
+
+    def test_step(self, data):
+        x = data[0] if isinstance(data, (tuple, list)) else data
+        logits = self.latent_logits(x)
+        z = self.sampler.exact_sample(logits)
+        return self._update(*self._elbo_terms(x, z, logits))
+
+    # Inference.
+
+    def encode(self, x):
+        """Deterministic integer codes `[batch, num_vars]`: the mode of q(z|x)."""
+        return self.latent.to_codes(self.latent.mode(self.latent_logits(x)))
+
+    def decode(self, codes):
+        """Bernoulli means `[batch, input_dim]` for integer codes `[batch, num_vars]`."""
+        return tf.sigmoid(self.pixel_logits(self.latent.from_codes(codes)))
+
+    def reconstruct(self, x):
+        """Deterministic reconstruction: `decode(encode(x))`."""
+        return self.decode(self.encode(x))
+
+    def sample(self, num_samples, seed=None):
+        """Bernoulli means of `num_samples` images drawn from the prior."""
+        logits = tf.broadcast_to(self.prior_logits, [num_samples, *self.latent.logits_shape])
+        z = estimators_lib.exact_sample(logits, self.latent.kind, seed=seed)
+        return tf.sigmoid(self.pixel_logits(z))
+
+    def log_weights(self, x, num_samples):
+        """Importance log-weights `log p(x, z_i) - log q(z_i | x)`, `[num_samples, batch]`.
+
+        `z_i` are exact discrete samples of q(z | x); their log-mean-exp is
+        the importance-weighted bound on log p(x) (Burda et al. 2016).
+        """
+        logits = self.latent_logits(x)
+        z = self.sampler.exact_sample(
+            tf.broadcast_to(logits, tf.concat([[num_samples], tf.shape(logits)], 0))
+        )
+        log_q = self.latent.distribution(logits).log_prob(z)
+        log_prior = self.latent.distribution(self.prior_logits).log_prob(z)
+        flat_x = self._flatten(x)
+        x_logits = tf.reshape(
+            self.pixel_logits(z), [num_samples, -1, self.input_dim]
+        )
+        log_px = -tf.reduce_sum(
+            tf.nn.sigmoid_cross_entropy_with_logits(
+                labels=tf.broadcast_to(flat_x, tf.shape(x_logits)), logits=x_logits
+            ),
+            axis=-1,
+        )
+        return log_px + log_prior - log_q
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_vars": self.num_vars,
+                "encoder_units": list(self.encoder_units),
+                "decoder_units": list(self.decoder_units),
+                "estimator": self.estimator,
+                "temperature": self.temperature,
+                "prior": self.prior,
+                "seed": self.seed,
+            }
+        )
+        return config

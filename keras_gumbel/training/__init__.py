@@ -1,0 +1,23 @@
+"""Training runs of the paper's models: config, checkpoints, train, evaluate."""
+
+from keras_gumbel.training.checkpoints import RunCheckpoint
+from keras_gumbel.training.checkpoints import latest_checkpoint
+from keras_gumbel.training.config import ConfigError
+from keras_gumbel.training.config import RunConfig
+from keras_gumbel.training.run import RunError
+from keras_gumbel.training.run import evaluate
+from keras_gumbel.training.run import load_config
+from keras_gumbel.training.run import restore
+from keras_gumbel.training.run import train
+
+__all__ = [
+    "ConfigError",
+    "RunCheckpoint",
+    "RunConfig",
+    "RunError",
+    "evaluate",
+    "latest_checkpoint",
+    "load_config",
+    "restore",
+    "train",
+]

@@ -1,0 +1,118 @@
+"""From a `RunConfig` to the model, optimizer, schedule, strategy and data."""
+
+import dataclasses
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_gumbel import datasets
+from keras_gumbel import schedules
+from keras_gumbel.models import BernoulliVAE
+from keras_gumbel.models import CategoricalVAE
+from keras_gumbel.models import StochasticBinaryNetwork
+
+
+def is_sbn(config):
+    return config.model.startswith("sbn-")
+
+
+def build_model(config):
+    """The model of `config`, unbuilt (its input size comes from the data)."""
+    common = {"estimator": config.estimator, "temperature": config.tau0, "seed": config.seed}
+    if config.model == "categorical-vae":
+        return CategoricalVAE(
+            num_vars=config.num_vars or 20, num_classes=config.num_classes, prior=config.prior, **common
+        )
+    if config.model == "bernoulli-vae":
+        return BernoulliVAE(num_vars=config.num_vars or 200, prior=config.prior, **common)
+    latent = config.model.removeprefix("sbn-")
+    return StochasticBinaryNetwork(
+        latent=latent, num_vars=config.num_vars, num_classes=config.num_classes, **common
+    )
+
+
+def build_optimizer(config):
+    learning_rate = config.learning_rate
+    if config.lr_decay < 1:
+        learning_rate = keras.optimizers.schedules.ExponentialDecay(
+            config.learning_rate, config.lr_decay_steps, config.lr_decay, staircase=True
+        )
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate, momentum=0.9)
+    return keras.optimizers.Adam(learning_rate)
+
+
+def build_schedule(config):
+    """The temperature schedule of `config` as a `keras_gumbel.schedules` object."""
+    if config.schedule == "exponential":
+        return schedules.ExponentialDecay(config.tau0, config.anneal_rate, config.tau_min, config.anneal_interval)
+    if config.schedule == "geometric":
+        return schedules.GeometricDecay(config.tau0, config.anneal_rate, config.tau_min)
+    if config.schedule == "constant":
+        return schedules.Constant(config.tau0)
+    return schedules.get(config.schedule, initial=config.tau0, final=config.tau_min, steps=config.anneal_steps)
+
+
+def build_strategy(name):
+    """`one`: the default device; `mirrored`: all local devices;
+    `multi-worker`: the cluster described by the `TF_CONFIG` variable."""
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi-worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+@dataclasses.dataclass
+class RunData:
+    """The splits of a run's dataset as tf.data pipelines, plus what plots need."""
+
+    train: tf.data.Dataset
+    validation: tf.data.Dataset
+    test: tf.data.Dataset
+    test_arrays: tuple
+    image_shape: tuple
+    description: str
+
+
+def build_data(config, batch_size=None):
+    """Loads and binarizes the data of `config` and builds its pipelines.
+
+    VAEs get flattened images; stochastic binary networks get
+    `(upper half, lower half)` pairs.
+    """
+    batch_size = batch_size or config.batch_size
+    data = datasets.load(config.data, binarization=config.binarization, seed=config.seed)
+    dynamic = config.binarization == "dynamic"
+
+    # split_halves gives the upper half the middle row of an odd height.
+    upper_size = -(-data.image_shape[0] // 2) * data.image_shape[1]
+
+    def pipeline(images, shuffle, seed):
+        ds = datasets.make_dataset(
+            images, batch_size=batch_size, shuffle=shuffle, seed=seed, dynamic_binarization=dynamic
+        )
+        if is_sbn(config):
+            ds = ds.map(lambda x: (x[:, :upper_size], x[:, upper_size:]))
+        return ds
+
+    test_images = data.x_test
+    if dynamic:
+        # Evaluation needs fixed bits, drawn once with the run's seed.
+        test_images = datasets.binarize(test_images, "static", seed=config.seed + 1)
+        validation_images = datasets.binarize(data.x_val, "static", seed=config.seed + 2)
+    else:
+        validation_images = data.x_val
+    if is_sbn(config):
+        test_arrays = tuple(np.asarray(a, "float32") for a in datasets.split_halves(test_images))
+    else:
+        test_arrays = (np.asarray(test_images, "float32").reshape(len(test_images), -1),)
+    return RunData(
+        train=pipeline(data.x_train, True, config.seed),
+        validation=pipeline(validation_images, False, config.seed),
+        test=pipeline(test_images, False, config.seed),
+        test_arrays=test_arrays,
+        image_shape=tuple(data.image_shape),
+        description=data.summary(),
+    )
