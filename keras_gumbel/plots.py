@@ -108,7 +108,10 @@ def plot_code_usage(codes, num_classes, path, title=""):
         data, xlabel, ylabel = usage, "class", "latent variable"
         label = "fraction of images"
     fig, ax = plt.subplots(figsize=(max(4, data.shape[1] * 0.35 + 1.5), max(3, data.shape[0] * 0.25 + 1)))
-    im = ax.imshow(data, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    im = ax.imshow(data, cmap="viridis", vmin=0, vmax=max(float(np.nanmax(data)), 1e-9), aspect="auto")
+    if num_classes > 2:
+        ax.set_yticks(range(num_vars))
+        ax.set_xticks(range(num_classes))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     fig.colorbar(im, ax=ax, label=label)

@@ -1,6 +1,8 @@
 """A reusable harness for keras-gumbel layer tests, and small helpers."""
 
+import gzip
 import json
+import struct
 
 import keras
 import numpy as np
@@ -101,3 +103,41 @@ def check_layer(
     assert float(to_numpy(loaded.layers[-1].temperature_variable)) == np.float32(0.37)
     np.testing.assert_array_equal(to_numpy(loaded(x, training=False)), expected)
     assert keras.backend.standardize_dtype(loaded(x).dtype) == expected_output_dtype
+
+
+# IDX files (the MNIST format) for dataset and training tests.
+
+IDX_CODES = {
+    np.dtype("u1"): 0x08,
+    np.dtype("i1"): 0x09,
+    np.dtype("i2"): 0x0B,
+    np.dtype("i4"): 0x0C,
+    np.dtype("f4"): 0x0D,
+    np.dtype("f8"): 0x0E,
+}
+
+
+def idx_bytes(array):
+    """Encodes `array` as an IDX file: magic, big-endian sizes, big-endian data."""
+    array = np.asarray(array)
+    code = IDX_CODES[array.dtype.newbyteorder("=")]
+    header = bytes([0, 0, code, array.ndim])
+    header += struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.astype(array.dtype.newbyteorder(">")).tobytes()
+
+
+def write_idx_file(path, array, compress=False):
+    data = idx_bytes(array)
+    path.write_bytes(gzip.compress(data) if compress else data)
+    return path
+
+
+def write_idx_dir(directory, n_train=40, n_test=20, height=8, width=8, seed=0):
+    """Writes an MNIST-style directory of random gzipped IDX images and labels."""
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        images = rng.integers(0, 256, (n, height, width), np.uint8)
+        write_idx_file(directory / f"{split}-images-idx3-ubyte.gz", images, compress=True)
+        write_idx_file(directory / f"{split}-labels-idx1-ubyte.gz", np.arange(n, dtype=np.uint8) % 10, compress=True)
+    return directory

@@ -4,6 +4,7 @@ from keras_gumbel.models.bernoulli_vae import BernoulliVAE
 from keras_gumbel.models.categorical_vae import CategoricalVAE
 from keras_gumbel.models.discrete_vae import DiscreteVAE
 from keras_gumbel.models.evaluation import importance_bound
+from keras_gumbel.models.evaluation import independent_pixels_nll
 from keras_gumbel.models.latent_sampler import LatentSampler
 from keras_gumbel.models.latents import BernoulliLatent
 from keras_gumbel.models.latents import CategoricalLatent
@@ -18,4 +19,5 @@ __all__ = [
     "LatentSampler",
     "StochasticBinaryNetwork",
     "importance_bound",
+    "independent_pixels_nll",
 ]

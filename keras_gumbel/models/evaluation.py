@@ -67,3 +67,23 @@ def importance_bound(model, dataset, num_samples=1000, chunk_size=100):
     if not results:
         raise ValueError("importance_bound received an empty dataset.")
     return np.concatenate(results)
+
+
+def independent_pixels_nll(train_images, test_images):
+    """Test NLL (nats per image) of independent Bernoulli pixels.
+
+    The simplest density model of binary images and the baseline a latent
+    variable model must beat: each pixel's probability is its training
+    frequency with add-one smoothing, `(count + 1) / (n + 2)`.
+
+    Args:
+        train_images: Binary array `[n, ...]`.
+        test_images: Binary array `[m, ...]` of the same image shape.
+
+    Returns:
+        A float64 NumPy array of per-image NLLs.
+    """
+    train = np.asarray(train_images, np.float64).reshape(len(train_images), -1)
+    test = np.asarray(test_images, np.float64).reshape(len(test_images), -1)
+    p = (train.sum(axis=0) + 1.0) / (len(train) + 2.0)
+    return -(test @ np.log(p) + (1.0 - test) @ np.log1p(-p))

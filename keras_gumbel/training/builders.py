@@ -72,6 +72,7 @@ class RunData:
     validation: tf.data.Dataset
     test: tf.data.Dataset
     test_arrays: tuple
+    train_targets: np.ndarray
     image_shape: tuple
     description: str
 
@@ -106,13 +107,16 @@ def build_data(config, batch_size=None):
         validation_images = data.x_val
     if is_sbn(config):
         test_arrays = tuple(np.asarray(a, "float32") for a in datasets.split_halves(test_images))
+        train_targets = datasets.split_halves(data.x_train)[1]
     else:
         test_arrays = (np.asarray(test_images, "float32").reshape(len(test_images), -1),)
+        train_targets = data.x_train
     return RunData(
         train=pipeline(data.x_train, True, config.seed),
         validation=pipeline(validation_images, False, config.seed),
         test=pipeline(test_images, False, config.seed),
         test_arrays=test_arrays,
+        train_targets=train_targets,
         image_shape=tuple(data.image_shape),
         description=data.summary(),
     )

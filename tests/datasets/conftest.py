@@ -1,35 +1,8 @@
 """Fixtures for the dataset tests: a small IDX writer and IDX directories."""
 
-import gzip
-import struct
-
 import numpy as np
 import pytest
-
-IDX_CODES = {
-    np.dtype("u1"): 0x08,
-    np.dtype("i1"): 0x09,
-    np.dtype("i2"): 0x0B,
-    np.dtype("i4"): 0x0C,
-    np.dtype("f4"): 0x0D,
-    np.dtype("f8"): 0x0E,
-}
-
-
-def idx_bytes(array):
-    """Encodes `array` as an IDX file: magic, big-endian sizes, big-endian data."""
-    array = np.asarray(array)
-    code = IDX_CODES[array.dtype.newbyteorder("=")]
-    header = bytes([0, 0, code, array.ndim])
-    header += struct.pack(f">{array.ndim}I", *array.shape)
-    return header + array.astype(array.dtype.newbyteorder(">")).tobytes()
-
-
-def write_idx_file(path, array, compress=False):
-    data = idx_bytes(array)
-    path.write_bytes(gzip.compress(data) if compress else data)
-    return path
-
+from testing import write_idx_file
 
 @pytest.fixture
 def write_idx():

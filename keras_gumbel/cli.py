@@ -1,0 +1,200 @@
+"""The `keras-gumbel` command line: thin wrappers over library functions.
+
+Arguments are parsed before any data or model is loaded, so bad input
+fails fast, with a one-line error and exit status 2.
+"""
+
+import argparse
+import sys
+
+MODELS = ("categorical-vae", "bernoulli-vae", "sbn-bernoulli", "sbn-categorical")
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line: `keras-gumbel CMD: error: ...`."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite positive number, got {text!r}")
+    return value
+
+
+def _nonnegative_float(text):
+    if text.strip() in ("0", "0.0"):
+        return 0.0
+    return _positive_float(text)
+
+
+def _add_train_arguments(parser):
+    from_config = parser.add_argument_group("model and data")
+    from_config.add_argument("model", choices=MODELS, help="the model to train")
+    from_config.add_argument(
+        "--data",
+        default="mnist-sample",
+        help="'mnist-sample' (ships with the package), 'mnist', 'fashion_mnist' "
+        "(keras.datasets, needs internet) or a directory of IDX files "
+        "(default: %(default)s)",
+    )
+    from_config.add_argument("--binarization", choices=("static", "dynamic", "threshold"), default="static")
+    from_config.add_argument("--num-vars", type=_positive_int, help="latent variables (or units) per layer")
+    from_config.add_argument("--num-classes", type=_positive_int, default=10, help="classes per categorical variable")
+    from_config.add_argument("--prior", choices=("uniform", "learned"), default="uniform")
+    opt = parser.add_argument_group("optimization")
+    opt.add_argument("--epochs", type=_positive_int, default=10)
+    opt.add_argument("--batch-size", type=_positive_int, default=100)
+    opt.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="sgd uses momentum 0.9")
+    opt.add_argument("--learning-rate", type=_positive_float, default=1e-3)
+    opt.add_argument("--lr-decay", type=_positive_float, default=1.0, help="staircase decay factor (1: constant)")
+    opt.add_argument("--lr-decay-steps", type=_positive_int, default=1000)
+    opt.add_argument(
+        "--estimator",
+        default="gumbel_softmax",
+        help="gradient estimator: gumbel_softmax, st_gumbel_softmax, straight_through, ...",
+    )
+    tau = parser.add_argument_group("temperature")
+    tau.add_argument(
+        "--schedule",
+        choices=("exponential", "constant", "geometric", "linear", "cosine"),
+        help="default: exponential for VAEs, constant for SBNs (as in the paper)",
+    )
+    tau.add_argument("--tau0", type=_positive_float, default=1.0, help="initial temperature")
+    tau.add_argument("--tau-min", type=_positive_float, default=0.5, help="floor or final temperature")
+    tau.add_argument(
+        "--anneal-rate", type=_nonnegative_float, default=3e-5, help="r of exp(-r t), or the geometric decay"
+    )
+    tau.add_argument("--anneal-interval", type=_positive_int, default=1000, help="steps between recomputations")
+    tau.add_argument("--anneal-steps", type=_positive_int, default=10000, help="length of linear/cosine schedules")
+    run = parser.add_argument_group("run")
+    run.add_argument("--output", "-o", required=True, help="run directory")
+    run.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
+    run.add_argument("--overwrite", action="store_true", help="replace an existing run in --output")
+    run.add_argument("--strategy", choices=("one", "mirrored", "multi-worker"), default="one")
+    run.add_argument("--eval-samples", type=_positive_int, default=1000, help="m of the test bound")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _config_from_args(args):
+    from keras_gumbel.training import RunConfig
+
+    schedule = args.schedule or ("constant" if args.model.startswith("sbn-") else "exponential")
+    return RunConfig(
+        model=args.model,
+        data=args.data,
+        binarization=args.binarization,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        optimizer=args.optimizer,
+        learning_rate=args.learning_rate,
+        lr_decay=args.lr_decay,
+        lr_decay_steps=args.lr_decay_steps,
+        estimator=args.estimator,
+        schedule=schedule,
+        tau0=args.tau0,
+        tau_min=args.tau_min,
+        anneal_rate=args.anneal_rate,
+        anneal_interval=args.anneal_interval,
+        anneal_steps=args.anneal_steps,
+        num_vars=args.num_vars,
+        num_classes=args.num_classes,
+        prior=args.prior,
+        eval_samples=args.eval_samples,
+        strategy=args.strategy,
+        seed=args.seed,
+    )
+
+
+def _print_metrics(metrics):
+    skip = {"figures"}
+    width = max(len(k) for k in metrics)
+    for key, value in metrics.items():
+        if key not in skip:
+            print(f"  {key:<{width}}  {value:.4g}" if isinstance(value, float) else f"  {key:<{width}}  {value}")
+    for name, path in metrics.get("figures", {}).items():
+        print(f"  figure {name:<{width - 7}}  {path}")
+
+
+def cmd_train(args):
+    from keras_gumbel import training
+
+    if args.resume and args.overwrite:
+        raise ValueError("--resume and --overwrite exclude each other")
+    config = _config_from_args(args)
+    metrics = training.train(
+        config,
+        args.output,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        verbose=0 if args.quiet else "auto",
+    )
+    print(f"\nTest metrics of {args.output} (nats, lower is better):")
+    _print_metrics(metrics)
+
+
+def cmd_evaluate(args):
+    from keras_gumbel import training
+
+    metrics = training.evaluate(args.run_dir, num_samples=args.samples)
+    print(f"Test metrics of {args.run_dir} (nats, lower is better):")
+    _print_metrics(metrics)
+
+
+def cmd_demo(args):
+    from keras_gumbel.demo import demo
+
+    demo(args.output, epochs=args.epochs)
+
+
+def build_parser():
+    parser = _Parser(prog="keras-gumbel", description="Gumbel-Softmax models for Keras.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    train = commands.add_parser("train", help="train one of the paper's models")
+    _add_train_arguments(train)
+    train.set_defaults(run=cmd_train)
+    evaluate = commands.add_parser("evaluate", help="compute the m-sample test bound of a trained run")
+    evaluate.add_argument("run_dir")
+    evaluate.add_argument("--samples", type=_positive_int, help="m (default: the run's --eval-samples)")
+    evaluate.set_defaults(run=cmd_evaluate)
+    demo = commands.add_parser("demo", help="train, evaluate and plot a categorical VAE on the shipped sample")
+    demo.add_argument("--output", "-o", help="run directory (default: a new runs/demo-TIMESTAMP)")
+    demo.add_argument("--epochs", type=_positive_int, default=None, help="override the demo's epoch count")
+    demo.set_defaults(run=cmd_demo)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    from keras_gumbel.datasets import DatasetError
+    from keras_gumbel.training import RunError
+
+    try:
+        args.run(args)
+    except (DatasetError, RunError, ValueError, OSError) as error:
+        print(f"keras-gumbel {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"keras-gumbel {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Tests of the `keras-gumbel` command line: one-line errors, non-zero exits."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from testing import BACKEND
+
+pytestmark = pytest.mark.skipif(BACKEND != "tensorflow", reason="the command line uses the TensorFlow backend")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args, timeout=120):
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run(
+        [sys.executable, "-m", "keras_gumbel.cli", *args],
+        env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def _error_line(result):
+    # TensorFlow prints start-up logs on stderr when it loads (TF 2.21 does
+    # so before any log setting applies); the error is the one line after.
+    assert "Traceback" not in result.stderr
+    return result.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    "args, pattern",
+    [
+        (["train", "gaussian-vae", "-o", "x"], "argument model: invalid choice: 'gaussian-vae'"),
+        (["train", "categorical-vae", "--epochs", "ten", "-o", "x"], "argument --epochs: expected a positive integer, got 'ten'"),
+        (["train", "categorical-vae", "--learning-rate", "-1", "-o", "x"], "argument --learning-rate: expected a finite positive number"),
+        (["train", "categorical-vae"], "the following arguments are required: --output"),
+        (["evaluate"], "the following arguments are required: run_dir"),
+    ],
+)  # fmt: skip
+def test_bad_arguments_fail_with_one_line(args, pattern):
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    line = _error_line(result)
+    assert line.startswith("keras-gumbel ") and pattern in line
+
+
+def test_errors_from_the_library_are_one_line(tmp_path):
+    missing = run_cli("train", "categorical-vae", "--data", str(tmp_path / "nowhere"), "-o", str(tmp_path / "r"))
+    assert missing.returncode == 2
+    assert "keras-gumbel train: error:" in _error_line(missing)
+    assert "nowhere" in _error_line(missing) and "mnist-sample" in _error_line(missing)
+    assert "Traceback" not in missing.stderr
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    unwritable = run_cli("train", "categorical-vae", "--epochs", "1", "-o", str(blocker / "run"))
+    assert unwritable.returncode == 2 and "cannot write to run directory" in _error_line(unwritable)
+
+    estimator = run_cli("train", "categorical-vae", "--estimator", "magic", "-o", str(tmp_path / "r2"))
+    assert estimator.returncode == 2 and "`estimator` must be one of" in _error_line(estimator)
+
+    not_a_run = run_cli("evaluate", str(tmp_path))
+    assert not_a_run.returncode == 2 and "is not a run directory" in _error_line(not_a_run)
+
+
+def test_train_then_evaluate(tmp_path):
+    run = tmp_path / "run"
+    common = ["--batch-size", "500", "--num-vars", "6", "--eval-samples", "10", "--quiet", "-o", str(run)]
+    trained = run_cli("train", "sbn-bernoulli", "--epochs", "1", *common)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    assert "test_negative_bound" in trained.stdout
+    again = run_cli("train", "sbn-bernoulli", "--epochs", "1", *common)
+    assert again.returncode == 2 and "already exists" in _error_line(again)
+    evaluated = run_cli("evaluate", str(run), "--samples", "5")
+    assert evaluated.returncode == 0
+    assert re.search(r"test_bound_samples\s+5\n", evaluated.stdout)
