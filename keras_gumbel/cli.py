@@ -157,6 +157,15 @@ def cmd_evaluate(args):
     _print_metrics(metrics)
 
 
+def cmd_export(args):
+    from keras_gumbel import training
+
+    path = training.export_run(
+        args.run_dir, args.base_path, args.name, args.version, verify_with_cli=not args.skip_cli_check
+    )
+    print(f"Exported and verified: {path}")
+
+
 def cmd_demo(args):
     from keras_gumbel.demo import demo
 
@@ -173,6 +182,13 @@ def build_parser():
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--samples", type=_positive_int, help="m (default: the run's --eval-samples)")
     evaluate.set_defaults(run=cmd_evaluate)
+    export = commands.add_parser("export", help="export a trained run as a SavedModel for TF Serving")
+    export.add_argument("run_dir")
+    export.add_argument("--base-path", required=True, help="model base path, as given to the server")
+    export.add_argument("--name", help="model name (default: the run directory's name)")
+    export.add_argument("--version", type=_positive_int, help="version number (default: the next free one)")
+    export.add_argument("--skip-cli-check", action="store_true", help="verify with tf.saved_model.load only")
+    export.set_defaults(run=cmd_export)
     demo = commands.add_parser("demo", help="train, evaluate and plot a categorical VAE on the shipped sample")
     demo.add_argument("--output", "-o", help="run directory (default: a new runs/demo-TIMESTAMP)")
     demo.add_argument("--epochs", type=_positive_int, default=None, help="override the demo's epoch count")
@@ -183,11 +199,12 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     from keras_gumbel.datasets import DatasetError
+    from keras_gumbel.export import ExportError
     from keras_gumbel.training import RunError
 
     try:
         args.run(args)
-    except (DatasetError, RunError, ValueError, OSError) as error:
+    except (DatasetError, ExportError, RunError, ValueError, OSError) as error:
         print(f"keras-gumbel {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

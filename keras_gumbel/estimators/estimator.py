@@ -37,6 +37,10 @@ class Estimator:
     `surrogate(objective, sample, logits, kind)` returns a per-example term
     whose gradient, added to the loss, completes the estimator (score-function
     estimators), or None when the pathwise gradient is the whole estimator.
+    `objective` is a callable `z -> per-example loss` (e.g. `-log p(x | z)`),
+    so that an estimator may evaluate it at other points (MuProp, DARN). Only
+    the surrogate's gradient matters: its value is added to the minimized
+    objective but not to the reported loss.
 
     Attributes:
         name: The name the `estimator` arguments accept.
@@ -54,6 +58,7 @@ class Estimator:
         raise NotImplementedError
 
     def surrogate(self, objective, sample, logits, kind):
+        del objective, sample, logits, kind
         return None
 
     def __repr__(self):

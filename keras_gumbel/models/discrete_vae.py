@@ -161,15 +161,24 @@ class DiscreteVAE(keras.Model):
         estimator = self.sampler._estimator
         with tf.GradientTape() as tape:
             logits = self.latent_logits(x)
+            flat_x = self._flatten(x)
+
+            def objective(z):
+                """-log p(x | z) per example: the part of the loss that needs z."""
+                return -bernoulli_log_likelihood(flat_x, self.pixel_logits(z))
+
             z = self.sampler(logits, training=True)
-            reconstruction, kl = self._elbo_terms(x, z, logits)
-            objective = reconstruction + kl
-            surrogate = estimator.surrogate(reconstruction, z, logits, self.latent.kind)
+            reconstruction = objective(z)
+            kl = self.latent.kl(logits, self.prior_logits)
+            total = reconstruction + kl
+            # Score-function estimators add a surrogate whose gradient is
+            # their estimate; pathwise ones return None.
+            surrogate = estimator.surrogate(objective, z, logits, self.latent.kind)
             if surrogate is not None:
-                objective = objective + surrogate
+                total = total + surrogate
             # Per-replica mean, divided by the replica count: the optimizer
             # sums the replicas' gradients.
-            loss = tf.reduce_mean(objective) / tf.distribute.get_strategy().num_replicas_in_sync
+            loss = tf.reduce_mean(total) / tf.distribute.get_strategy().num_replicas_in_sync
         gradients = tape.gradient(loss, self.trainable_variables)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
         return self._update(reconstruction, kl)

@@ -6,6 +6,7 @@ from keras_gumbel.training.config import ConfigError
 from keras_gumbel.training.config import RunConfig
 from keras_gumbel.training.run import RunError
 from keras_gumbel.training.run import evaluate
+from keras_gumbel.training.run import export_run
 from keras_gumbel.training.run import load_config
 from keras_gumbel.training.run import restore
 from keras_gumbel.training.run import train
@@ -16,6 +17,7 @@ __all__ = [
     "RunConfig",
     "RunError",
     "evaluate",
+    "export_run",
     "latest_checkpoint",
     "load_config",
     "restore",

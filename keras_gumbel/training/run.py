@@ -268,3 +268,27 @@ def write_figures(run_dir, model, config, data, history):
 def run_exists(run_dir):
     return (Path(run_dir) / CONFIG).is_file()
 
+
+
+def export_run(run_dir, base_path, name=None, version=None, verify_with_cli=True):
+    """Exports a run's newest checkpoint to `base_path/name/<version>`.
+
+    `name` defaults to the run directory's name. The export is verified
+    against the model on 64 test inputs before it is published (see
+    `keras_gumbel.export.export_model`).
+    """
+    from keras_gumbel.export import export_model
+
+    config = load_config(run_dir)
+    data = builders.build_data(config)
+    model, state = restore(run_dir, config, data)
+    if state is None:
+        raise RunError(f"run {run_dir} has no checkpoint to export yet")
+    return export_model(
+        model,
+        base_path,
+        name or Path(run_dir).resolve().name,
+        data.test_arrays[0][:64],
+        version=version,
+        verify_with_cli=verify_with_cli,
+    )
