@@ -58,7 +58,12 @@ def build_strategy(name):
     """`one`: the default device; `mirrored`: all local devices;
     `multi-worker`: the cluster described by the `TF_CONFIG` variable."""
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
+        if tf.config.list_physical_devices("GPU"):
+            return tf.distribute.MirroredStrategy()
+        # Between CPU devices, collective all-reduce keys clash when a process
+        # creates a second MirroredStrategy (a notebook, a test session);
+        # reducing on one device has no such state.
+        return tf.distribute.MirroredStrategy(cross_device_ops=tf.distribute.ReductionToOneDevice())
     if name == "multi-worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()

@@ -183,7 +183,9 @@ def test_clear_errors():
 def test_mirrored_strategy_on_two_logical_cpus():
     import tensorflow as tf
 
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = tf.distribute.MirroredStrategy(
+        ["/cpu:0", "/cpu:1"], cross_device_ops=tf.distribute.ReductionToOneDevice()
+    )
     assert strategy.num_replicas_in_sync == 2
     with strategy.scope():
         model = _model()
