@@ -16,6 +16,18 @@ def bernoulli_log_likelihood(x, logits):
     return tf.reduce_sum(tf.reshape(log_prob, [tf.shape(log_prob)[0], -1]), axis=-1)
 
 
+def step_logs(logs):
+    """Train/test step results, shaped for the active distribution strategy.
+
+    Keras 3 reduces a multi-worker step's results with a mean over axis 0,
+    which fails on scalars (tensorflow/tensorflow#72388); there the results
+    are returned with shape [1], which that mean turns back into scalars.
+    """
+    if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+        return {k: tf.reshape(v, [1]) for k, v in logs.items()}
+    return logs
+
+
 def mlp(units, name):
     return keras.Sequential(
         [keras.layers.Dense(n, activation="relu") for n in units], name=name
@@ -150,7 +162,7 @@ class DiscreteVAE(keras.Model):
         self.loss_tracker.update_state(reconstruction + kl)
         self.reconstruction_tracker.update_state(reconstruction)
         self.kl_tracker.update_state(kl)
-        return {m.name: m.result() for m in self.metrics}
+        return step_logs({m.name: m.result() for m in self.metrics})
 
     @property
     def metrics(self):

@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from keras_gumbel import estimators as estimators_lib
 from keras_gumbel.models.discrete_vae import bernoulli_log_likelihood
+from keras_gumbel.models.discrete_vae import step_logs
 from keras_gumbel.models.latent_sampler import LatentSampler
 from keras_gumbel.models.latents import make_latent
 from keras_gumbel.serialization import register
@@ -143,14 +144,14 @@ class StochasticBinaryNetwork(keras.Model):
         gradients = tape.gradient(loss, self.trainable_variables)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
         self.loss_tracker.update_state(nll)
-        return {"loss": self.loss_tracker.result()}
+        return step_logs({"loss": self.loss_tracker.result()})
 
     def test_step(self, data):
         x_upper, x_lower = data[:2]
         self._ensure_built(x_upper, x_lower)
         logits = self._forward(x_upper, lambda i, lg: self.samplers[i].exact_sample(lg))
         self.loss_tracker.update_state(-bernoulli_log_likelihood(x_lower, logits))
-        return {"loss": self.loss_tracker.result()}
+        return step_logs({"loss": self.loss_tracker.result()})
 
     def log_weights(self, data, num_samples):
         """`log p(x_lower | h_i)` for `num_samples` ancestral samples, `[num_samples, batch]`.

@@ -129,20 +129,23 @@ def train(config, run_dir, *, resume=False, overwrite=False, evaluate_after=True
         saved = load_config(run_dir)
         # A resumed run keeps its settings; only the epoch budget may grow.
         config = saved.replace(epochs=config.epochs) if config is not None else saved
-    else:
-        _prepare_new_run_dir(run_dir, overwrite)
+    # Multi-worker strategies must exist before other TensorFlow work.
     strategy = builders.build_strategy(config.strategy)
+    # Every worker trains; only the chief writes the run directory.
+    chief = _is_chief(strategy)
+    if not resume and chief:
+        _prepare_new_run_dir(run_dir, overwrite)
     data = builders.build_data(config)
     model, state = restore(run_dir, config, data, strategy) if resume else (None, None)
     if model is None:
         with strategy.scope():
             model = _build(config, data)
-        write_text_atomic(run_dir / CONFIG, config.to_json())
-        data_info = {"image_shape": list(data.image_shape), "description": data.description}
-        write_text_atomic(run_dir / "data.json", json.dumps(data_info))
+        if chief:
+            write_text_atomic(run_dir / CONFIG, config.to_json())
+            data_info = {"image_shape": list(data.image_shape), "description": data.description}
+            write_text_atomic(run_dir / "data.json", json.dumps(data_info))
     initial_epoch = state["epoch"] if state else 0
     history = state["history"] if state else {}
-    chief = _is_chief(strategy)
     callbacks = []
     if temperature_layers(model):
         callbacks.append(TemperatureScheduler(builders.build_schedule(config)))
@@ -167,6 +170,10 @@ def train(config, run_dir, *, resume=False, overwrite=False, evaluate_after=True
         model.save(run_dir / "model.keras")
     if not evaluate_after or not chief:
         return checkpoint.history
+    if config.strategy == "multi-worker":
+        # The other workers have finished: evaluate a single-process copy of
+        # the trained model, whose steps need no collective with them.
+        model = None
     return evaluate(run_dir, model=model, data=data, config=config)
 
 

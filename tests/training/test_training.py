@@ -138,3 +138,45 @@ def test_resume_rejects_data_that_no_longer_matches(tmp_path):
     with pytest.raises(RunError, match=r"images are \(10, 10\).*trained on \(8, 8\)"):
         train(RunConfig(epochs=2), run, resume=True, verbose=0)
     assert np.all(np.isfinite(json.loads((run / "history.json").read_text())["loss"]))
+
+
+def _free_ports(n):
+    import socket
+
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_multi_worker_training_through_tf_config(tmp_path):
+    # Two worker processes on loopback form one cluster from TF_CONFIG; the
+    # chief (worker 0) writes the run directory, the other only trains.
+    run = tmp_path / "run"
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
+    args = [
+        "train", "categorical-vae", "--strategy", "multi-worker", "--epochs", "2", "--batch-size", "250",
+        "--num-vars", "6", "--eval-samples", "10", "--quiet", "--output", str(run),
+    ]  # fmt: skip
+    workers = [
+        subprocess.Popen(
+            _cli(*args),
+            env={**_env(), "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    results = [w.communicate(timeout=300) for w in workers]
+    for worker, (_, err) in zip(workers, results):
+        assert worker.returncode == 0, err[-2000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    # 3,500 images in global batches of 250: 14 synchronized steps an epoch.
+    assert metrics["epochs"] == 2 and metrics["steps"] == 28
+    assert np.isfinite(metrics["test_negative_bound"])
+    assert len(json.loads((run / "history.json").read_text())["loss"]) == 2
+    assert not list(run.glob(".worker*"))
