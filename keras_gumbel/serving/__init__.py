@@ -1,0 +1,38 @@
+"""Serving exported models over TF Serving's APIs: a local server and a client.
+
+`serve` starts a gRPC (and optionally REST) server that behaves like
+`tensorflow_model_server` for SavedModels laid out as
+`BASE/NAME/<version>/saved_model.pb`: same services, status codes, error
+messages, version policy, labels and output serialization. It serves any
+SavedModel. `ServingClient` talks to it, or to real TF Serving, with the
+official protos. Both need the `serving` extra (`tensorflow-serving-api`,
+`grpcio`).
+
+Example:
+
+```python
+from keras_gumbel.serving import ServingClient, serve
+
+server = serve("exported/vae", port=0)
+with ServingClient(server.address, "vae") as client:
+    codes = client.encode(images)
+    means = client.decode(codes)
+server.stop()
+```
+"""
+
+from keras_gumbel.serving.client import ServingClient
+from keras_gumbel.serving.config import parse_version_policy
+from keras_gumbel.serving.config import read_model_config_file
+from keras_gumbel.serving.errors import ServingError
+from keras_gumbel.serving.server import ModelServer
+from keras_gumbel.serving.server import serve
+
+__all__ = [
+    "ModelServer",
+    "ServingClient",
+    "ServingError",
+    "parse_version_policy",
+    "read_model_config_file",
+    "serve",
+]
