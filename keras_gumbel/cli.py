@@ -166,6 +166,45 @@ def cmd_export(args):
     print(f"Exported and verified: {path}")
 
 
+def _read_images(path):
+    """Images from a .npy file (values in [0, 1]) or an IDX images file (0-255,
+    binarized at 0.5), flattened to `[n, pixels]`."""
+    import numpy as np
+
+    from keras_gumbel.datasets import read_idx
+
+    if path.endswith(".npy"):
+        images = np.load(path).astype("float32")
+    else:
+        images = (read_idx(path).astype("float32") / 255.0 > 0.5).astype("float32")
+    return images.reshape(len(images), -1)
+
+
+def cmd_encode(args):
+    import numpy as np
+
+    from keras_gumbel.serving import ServingClient
+
+    images = _read_images(args.images)
+    with ServingClient(
+        args.server,
+        args.model,
+        version=args.version,
+        version_label=args.label,
+        timeout=args.timeout,
+        batch_size=args.batch_size,
+    ) as client:
+        codes = client.encode(images)
+        means = client.decode(codes) if args.decode else None
+    if args.output:
+        arrays = {"codes": codes} if means is None else {"codes": codes, "means": means}
+        np.savez(args.output, **arrays) if args.output.endswith(".npz") else np.save(args.output, codes)
+        print(f"Wrote the codes of {len(codes)} images to {args.output}")
+    else:
+        for row in codes:
+            print(" ".join(str(int(c)) for c in row))
+
+
 def cmd_demo(args):
     from keras_gumbel.demo import demo
 
@@ -189,6 +228,22 @@ def build_parser():
     export.add_argument("--version", type=_positive_int, help="version number (default: the next free one)")
     export.add_argument("--skip-cli-check", action="store_true", help="verify with tf.saved_model.load only")
     export.set_defaults(run=cmd_export)
+    commands.add_parser(
+        "serve",
+        add_help=False,
+        help="serve exported models over TF Serving's gRPC/REST APIs (see keras-gumbel serve --help)",
+    )
+    encode = commands.add_parser("encode", help="encode images into discrete codes through a model server")
+    encode.add_argument("images", help="a .npy file of images in [0, 1], or an IDX images file")
+    encode.add_argument("--server", default="127.0.0.1:8500", help="HOST:PORT of the gRPC server (default: %(default)s)")
+    encode.add_argument("--model", required=True, help="model name")
+    encode.add_argument("--version", type=_positive_int, help="model version (default: latest)")
+    encode.add_argument("--label", help="model version label")
+    encode.add_argument("--timeout", type=_positive_float, default=30.0, help="seconds per request")
+    encode.add_argument("--batch-size", type=_positive_int, default=1024, help="images per request")
+    encode.add_argument("--decode", action="store_true", help="also fetch the decoded Bernoulli means (.npz output)")
+    encode.add_argument("--output", "-o", help="save to .npy (codes) or .npz (codes, means) instead of printing")
+    encode.set_defaults(run=cmd_encode)
     demo = commands.add_parser("demo", help="train, evaluate and plot a categorical VAE on the shipped sample")
     demo.add_argument("--output", "-o", help="run directory (default: a new runs/demo-TIMESTAMP)")
     demo.add_argument("--epochs", type=_positive_int, default=None, help="override the demo's epoch count")
@@ -197,14 +252,21 @@ def build_parser():
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["serve"]:
+        # The server keeps TF Serving's own flag names.
+        from keras_gumbel.serving.server import main as serve_main
+
+        return serve_main(argv[1:], prog="keras-gumbel serve")
     args = build_parser().parse_args(argv)
     from keras_gumbel.datasets import DatasetError
     from keras_gumbel.export import ExportError
+    from keras_gumbel.serving import ServingError
     from keras_gumbel.training import RunError
 
     try:
         args.run(args)
-    except (DatasetError, ExportError, RunError, ValueError, OSError) as error:
+    except (DatasetError, ExportError, RunError, ServingError, ValueError, OSError) as error:
         print(f"keras-gumbel {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

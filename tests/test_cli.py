@@ -77,3 +77,40 @@ def test_train_then_evaluate(tmp_path):
     evaluated = run_cli("evaluate", str(run), "--samples", "5")
     assert evaluated.returncode == 0
     assert re.search(r"test_bound_samples\s+5\n", evaluated.stdout)
+
+
+@pytest.mark.serving
+def test_export_serve_and_encode_from_the_command_line(tmp_path):
+    import numpy as np
+
+    from keras_gumbel.serving import serve
+    from keras_gumbel.training import RunConfig
+    from keras_gumbel.training import restore
+    from keras_gumbel.training import train
+
+    run = tmp_path / "run"
+    train(RunConfig(epochs=1, batch_size=500, num_vars=5, eval_samples=5), run, verbose=0, evaluate_after=False)
+    exported = run_cli("export", str(run), "--base-path", str(tmp_path / "exported"), "--name", "vae", timeout=300)
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    assert "exported" in exported.stdout and (tmp_path / "exported" / "vae" / "1").is_dir()
+
+    model, _ = restore(run)
+    images = (np.random.default_rng(0).uniform(size=(7, 784)) > 0.7).astype("float32")
+    np.save(tmp_path / "images.npy", images)
+    server = serve(tmp_path / "exported" / "vae", "vae", port=0)
+    try:
+        encoded = run_cli("encode", str(tmp_path / "images.npy"), "--server", server.address, "--model", "vae")
+        missing = run_cli("encode", str(tmp_path / "images.npy"), "--server", server.address, "--model", "nope")
+    finally:
+        server.stop()
+    assert encoded.returncode == 0, encoded.stderr[-2000:]
+    printed = np.array([[int(c) for c in line.split()] for line in encoded.stdout.strip().splitlines()])
+    np.testing.assert_array_equal(printed, model.encode(images).numpy())
+    assert missing.returncode == 2
+    assert "NOT_FOUND" in _error_line(missing) and "Servable not found for request: Latest(nope)" in _error_line(missing)
+
+
+def test_serve_help_uses_tf_serving_flag_names():
+    result = run_cli("serve", "--help")
+    assert result.returncode == 0
+    assert "--model_base_path" in result.stdout and "--rest_api_port" in result.stdout

@@ -17,3 +17,7 @@ def test_demo_trains_evaluates_and_reports(tmp_path, capsys):
     assert metrics["test_negative_bound"] < metrics["test_independent_pixels_nll"]
     for path in metrics["figures"].values():
         assert (tmp_path / "demo" / "figures").as_posix() in path
+    # Exported, served on loopback, encoded through the client: same codes.
+    assert metrics["served_codes_identical"] is True
+    assert "served codes identical to the in-process model's" in out
+    assert (tmp_path / "demo" / "exported" / "mnist_vae" / "1" / "saved_model.pb").is_file()

@@ -5,8 +5,7 @@
 `BASE/NAME/<version>/saved_model.pb`: same services, status codes, error
 messages, version policy, labels and output serialization. It serves any
 SavedModel. `ServingClient` talks to it, or to real TF Serving, with the
-official protos. Both need the `serving` extra (`tensorflow-serving-api`,
-`grpcio`).
+official protos of `tensorflow-serving-api`.
 
 Example:
 

@@ -9,6 +9,7 @@ from google.protobuf import any_pb2
 from google.protobuf import text_format
 from tensorflow.core.protobuf import config_pb2
 from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow.python.util import deprecation
 from tensorflow_serving.apis import get_model_metadata_pb2
 
 from keras_gumbel.serving.errors import ServingError
@@ -131,7 +132,9 @@ class Servable:
         graph = tf.Graph()
         session = tf.compat.v1.Session(graph=graph, config=session_config)
         try:
-            with graph.as_default():
+            # The TF1 loader is TF Serving's own path (a session per version);
+            # its deprecation notice is not for users of the server.
+            with graph.as_default(), deprecation.silence():
                 tf.compat.v1.saved_model.load(session, list(tags), path)
             graph.finalize()
         except BaseException:

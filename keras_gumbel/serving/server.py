@@ -426,10 +426,10 @@ def _labels(text):
     return labels
 
 
-def build_parser():
+def build_parser(prog="python -m keras_gumbel.serving"):
     """The command line, with TF Serving's flag names where they exist."""
     parser = argparse.ArgumentParser(
-        prog="python -m keras_gumbel.serving",
+        prog=prog,
         description="Serve SavedModels over TF Serving's gRPC and REST APIs.",
     )
     parser.add_argument("--model_base_path", help="BASE/NAME holding <version>/ dirs")
@@ -463,9 +463,9 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
+def main(argv=None, prog="python -m keras_gumbel.serving"):
     """Runs the server until SIGTERM or SIGINT; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
