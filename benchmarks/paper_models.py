@@ -26,13 +26,31 @@ RESULTS = Path(__file__).parent / "results"
 # by 0.9 every 1000 steps, batch 100, as in the reference implementation.
 RUNS = [
     ("Categorical VAE 20x10, Gumbel-Softmax", "categorical-vae", ["--estimator", "gumbel_softmax"]),
-    ("Categorical VAE 20x10, straight-through", "categorical-vae", ["--estimator", "straight_through"]),
+    (
+        "Categorical VAE 20x10, straight-through",
+        "categorical-vae",
+        ["--estimator", "straight_through"],
+    ),
     ("Bernoulli VAE 200, Gumbel-Softmax", "bernoulli-vae", ["--estimator", "gumbel_softmax"]),
 ]
 COMMON = [
-    "--anneal-rate", "1e-4", "--anneal-interval", "500", "--tau-min", "0.5",
-    "--learning-rate", "1e-3", "--lr-decay", "0.9", "--lr-decay-steps", "1000",
-    "--batch-size", "100", "--eval-samples", "1000", "--quiet",
+    "--anneal-rate",
+    "1e-4",
+    "--anneal-interval",
+    "500",
+    "--tau-min",
+    "0.5",
+    "--learning-rate",
+    "1e-3",
+    "--lr-decay",
+    "0.9",
+    "--lr-decay-steps",
+    "1000",
+    "--batch-size",
+    "100",
+    "--eval-samples",
+    "1000",
+    "--quiet",
 ]
 
 
@@ -46,32 +64,51 @@ def main():
     rows = []
     for i, (label, model, extra) in enumerate(RUNS):
         run_dir = Path(args.runs_dir) / args.name / f"{i}-{model}-{extra[-1]}"
-        command = ["keras-gumbel", "train", model, "--data", args.data, "--epochs", str(args.epochs),
-                   *COMMON, *extra, "--output", str(run_dir)]
+        command = [
+            "keras-gumbel",
+            "train",
+            model,
+            "--data",
+            args.data,
+            "--epochs",
+            str(args.epochs),
+            *COMMON,
+            *extra,
+            "--output",
+            str(run_dir),
+        ]
         if not (run_dir / "metrics.json").is_file():
             resume = ["--resume"] if (run_dir / "config.json").is_file() else []
             started = time.time()
-            subprocess.run([sys.executable, "-m", "keras_gumbel.cli", *command[1:], *resume], check=True)
+            subprocess.run(
+                [sys.executable, "-m", "keras_gumbel.cli", *command[1:], *resume], check=True
+            )
             print(f"{label}: {time.time() - started:.0f} s", flush=True)
         metrics = json.loads((run_dir / "metrics.json").read_text())
         rows.append({"label": label, "command": shlex.join(command), **metrics})
     payload = {
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, 2 cores",
-        "script": "python benchmarks/paper_models.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "script": "python benchmarks/paper_models.py "
+        + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         "runs": rows,
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(payload, indent=2))
     lines = [
-        f"# {args.name}", "", f"Made by `{payload['script']}` on {payload['machine']}.", "",
-        "| model | test -IW bound, m=1000 (nats) | single-sample -ELBO | independent pixels | epochs | train time |",
+        f"# {args.name}",
+        "",
+        f"Made by `{payload['script']}` on {payload['machine']}.",
+        "",
+        "| model | test -IW bound, m=1000 (nats) | single-sample -ELBO | independent pixels "
+        "| epochs | train time |",
         "|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['label']} | {r['test_negative_bound']:.2f} ± {r['test_negative_bound_stderr']:.2f} | "
-            f"{r['test_single_sample_loss']:.2f} | {r['test_independent_pixels_nll']:.2f} | {r['epochs']} | "
-            f"{r['train_seconds'] / 60:.1f} min |"
+            f"| {r['label']} "
+            f"| {r['test_negative_bound']:.2f} ± {r['test_negative_bound_stderr']:.2f} "
+            f"| {r['test_single_sample_loss']:.2f} | {r['test_independent_pixels_nll']:.2f} "
+            f"| {r['epochs']} | {r['train_seconds'] / 60:.1f} min |"
         )
     lines += ["", "Commands:", ""] + [f"- `{r['command']}`" for r in rows]
     (RESULTS / f"{args.name}.md").write_text("\n".join(lines) + "\n")

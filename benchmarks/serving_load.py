@@ -93,9 +93,7 @@ def _machine():
 
 def _start_server(base, poll_seconds):
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(ROOT), env.get("PYTHONPATH")])
-    )
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     command = [
         sys.executable, "-m", "keras_gumbel.serving",
@@ -249,9 +247,7 @@ def _summary(rounds, batch):
 def batch_sizes(address, model_path, clients, rounds):
     """Served vs in-process `encode`, one stream and `clients` streams."""
     encode = tf.saved_model.load(str(model_path)).signatures["encode"]
-    served_clients = [
-        ServingClient(address, MODEL, timeout=120) for _ in range(clients)
-    ]
+    served_clients = [ServingClient(address, MODEL, timeout=120) for _ in range(clients)]
     rows = []
     for batch in BATCH_SIZES:
         images = np.random.default_rng(batch).random((batch, D), dtype=np.float32)
@@ -279,9 +275,7 @@ def batch_sizes(address, model_path, clients, rounds):
             for kind in order:
                 if kind == "served":
                     calls = [
-                        lambda c=c, images=images: c.predict(
-                            {"images": images}, signature="encode"
-                        )
+                        lambda c=c, images=images: c.predict({"images": images}, signature="encode")
                         for c in served_clients
                     ]
                 else:
@@ -375,10 +369,7 @@ def main():
 
     workdir = Path(tempfile.mkdtemp(prefix="serving_load_"))
     try:
-        models = {
-            v: save_fixture_model(workdir / "fixture" / str(v), seed=v - 1)
-            for v in (1, 2)
-        }
+        models = {v: save_fixture_model(workdir / "fixture" / str(v), seed=v - 1) for v in (1, 2)}
         base = workdir / "models" / MODEL
         shutil.copytree(models[1], base / "1")
         server, address = _start_server(base, args.poll_seconds)
@@ -398,8 +389,7 @@ def main():
 
     payload = {
         "command": "PYTHONPATH=. KERAS_BACKEND=tensorflow TF_CPP_MIN_LOG_LEVEL=3 "
-        "python benchmarks/serving_load.py"
-        + "".join(" " + shlex.quote(a) for a in sys.argv[1:]),
+        "python benchmarks/serving_load.py" + "".join(" " + shlex.quote(a) for a in sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d"),
         "machine": _machine(),
         "model": "the serving tests' fixture SavedModel (tests/serving/"

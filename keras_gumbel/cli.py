@@ -53,16 +53,26 @@ def _add_train_arguments(parser):
         "(keras.datasets, needs internet) or a directory of IDX files "
         "(default: %(default)s)",
     )
-    from_config.add_argument("--binarization", choices=("static", "dynamic", "threshold"), default="static")
-    from_config.add_argument("--num-vars", type=_positive_int, help="latent variables (or units) per layer")
-    from_config.add_argument("--num-classes", type=_positive_int, default=10, help="classes per categorical variable")
+    from_config.add_argument(
+        "--binarization", choices=("static", "dynamic", "threshold"), default="static"
+    )
+    from_config.add_argument(
+        "--num-vars", type=_positive_int, help="latent variables (or units) per layer"
+    )
+    from_config.add_argument(
+        "--num-classes", type=_positive_int, default=10, help="classes per categorical variable"
+    )
     from_config.add_argument("--prior", choices=("uniform", "learned"), default="uniform")
     opt = parser.add_argument_group("optimization")
     opt.add_argument("--epochs", type=_positive_int, default=10)
     opt.add_argument("--batch-size", type=_positive_int, default=100)
-    opt.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="sgd uses momentum 0.9")
+    opt.add_argument(
+        "--optimizer", choices=("adam", "sgd"), default="adam", help="sgd uses momentum 0.9"
+    )
     opt.add_argument("--learning-rate", type=_positive_float, default=1e-3)
-    opt.add_argument("--lr-decay", type=_positive_float, default=1.0, help="staircase decay factor (1: constant)")
+    opt.add_argument(
+        "--lr-decay", type=_positive_float, default=1.0, help="staircase decay factor (1: constant)"
+    )
     opt.add_argument("--lr-decay-steps", type=_positive_int, default=1000)
     opt.add_argument(
         "--estimator",
@@ -76,15 +86,31 @@ def _add_train_arguments(parser):
         help="default: exponential for VAEs, constant for SBNs (as in the paper)",
     )
     tau.add_argument("--tau0", type=_positive_float, default=1.0, help="initial temperature")
-    tau.add_argument("--tau-min", type=_positive_float, default=0.5, help="floor or final temperature")
     tau.add_argument(
-        "--anneal-rate", type=_nonnegative_float, default=3e-5, help="r of exp(-r t), or the geometric decay"
+        "--tau-min", type=_positive_float, default=0.5, help="floor or final temperature"
     )
-    tau.add_argument("--anneal-interval", type=_positive_int, default=1000, help="steps between recomputations")
-    tau.add_argument("--anneal-steps", type=_positive_int, default=10000, help="length of linear/cosine schedules")
+    tau.add_argument(
+        "--anneal-rate",
+        type=_nonnegative_float,
+        default=3e-5,
+        help="r of exp(-r t), or the geometric decay",
+    )
+    tau.add_argument(
+        "--anneal-interval", type=_positive_int, default=1000, help="steps between recomputations"
+    )
+    tau.add_argument(
+        "--anneal-steps",
+        type=_positive_int,
+        default=10000,
+        help="length of linear/cosine schedules",
+    )
     run = parser.add_argument_group("run")
     run.add_argument("--output", "-o", required=True, help="run directory")
-    run.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --output from its last checkpoint",
+    )
     run.add_argument("--overwrite", action="store_true", help="replace an existing run in --output")
     run.add_argument("--strategy", choices=("one", "mirrored", "multi-worker"), default="one")
     run.add_argument("--eval-samples", type=_positive_int, default=1000, help="m of the test bound")
@@ -127,7 +153,11 @@ def _print_metrics(metrics):
     width = max(len(k) for k in metrics)
     for key, value in metrics.items():
         if key not in skip:
-            print(f"  {key:<{width}}  {value:.4g}" if isinstance(value, float) else f"  {key:<{width}}  {value}")
+            print(
+                f"  {key:<{width}}  {value:.4g}"
+                if isinstance(value, float)
+                else f"  {key:<{width}}  {value}"
+            )
     for name, path in metrics.get("figures", {}).items():
         print(f"  figure {name:<{width - 7}}  {path}")
 
@@ -161,7 +191,11 @@ def cmd_export(args):
     from keras_gumbel import training
 
     path = training.export_run(
-        args.run_dir, args.base_path, args.name, args.version, verify_with_cli=not args.skip_cli_check
+        args.run_dir,
+        args.base_path,
+        args.name,
+        args.version,
+        verify_with_cli=not args.skip_cli_check,
     )
     print(f"Exported and verified: {path}")
 
@@ -198,7 +232,9 @@ def cmd_encode(args):
         means = client.decode(codes) if args.decode else None
     if args.output:
         arrays = {"codes": codes} if means is None else {"codes": codes, "means": means}
-        np.savez(args.output, **arrays) if args.output.endswith(".npz") else np.save(args.output, codes)
+        np.savez(args.output, **arrays) if args.output.endswith(".npz") else np.save(
+            args.output, codes
+        )
         print(f"Wrote the codes of {len(codes)} images to {args.output}")
     else:
         for row in codes:
@@ -217,36 +253,63 @@ def build_parser():
     train = commands.add_parser("train", help="train one of the paper's models")
     _add_train_arguments(train)
     train.set_defaults(run=cmd_train)
-    evaluate = commands.add_parser("evaluate", help="compute the m-sample test bound of a trained run")
+    evaluate = commands.add_parser(
+        "evaluate", help="compute the m-sample test bound of a trained run"
+    )
     evaluate.add_argument("run_dir")
-    evaluate.add_argument("--samples", type=_positive_int, help="m (default: the run's --eval-samples)")
+    evaluate.add_argument(
+        "--samples", type=_positive_int, help="m (default: the run's --eval-samples)"
+    )
     evaluate.set_defaults(run=cmd_evaluate)
-    export = commands.add_parser("export", help="export a trained run as a SavedModel for TF Serving")
+    export = commands.add_parser(
+        "export", help="export a trained run as a SavedModel for TF Serving"
+    )
     export.add_argument("run_dir")
-    export.add_argument("--base-path", required=True, help="model base path, as given to the server")
+    export.add_argument(
+        "--base-path", required=True, help="model base path, as given to the server"
+    )
     export.add_argument("--name", help="model name (default: the run directory's name)")
-    export.add_argument("--version", type=_positive_int, help="version number (default: the next free one)")
-    export.add_argument("--skip-cli-check", action="store_true", help="verify with tf.saved_model.load only")
+    export.add_argument(
+        "--version", type=_positive_int, help="version number (default: the next free one)"
+    )
+    export.add_argument(
+        "--skip-cli-check", action="store_true", help="verify with tf.saved_model.load only"
+    )
     export.set_defaults(run=cmd_export)
     commands.add_parser(
         "serve",
         add_help=False,
-        help="serve exported models over TF Serving's gRPC/REST APIs (see keras-gumbel serve --help)",
+        help="serve exported models over TF Serving's gRPC and REST APIs "
+        "(keras-gumbel serve --help)",
     )
-    encode = commands.add_parser("encode", help="encode images into discrete codes through a model server")
+    encode = commands.add_parser(
+        "encode", help="encode images into discrete codes through a model server"
+    )
     encode.add_argument("images", help="a .npy file of images in [0, 1], or an IDX images file")
-    encode.add_argument("--server", default="127.0.0.1:8500", help="HOST:PORT of the gRPC server (default: %(default)s)")
+    encode.add_argument(
+        "--server",
+        default="127.0.0.1:8500",
+        help="HOST:PORT of the gRPC server (default: %(default)s)",
+    )
     encode.add_argument("--model", required=True, help="model name")
     encode.add_argument("--version", type=_positive_int, help="model version (default: latest)")
     encode.add_argument("--label", help="model version label")
     encode.add_argument("--timeout", type=_positive_float, default=30.0, help="seconds per request")
     encode.add_argument("--batch-size", type=_positive_int, default=1024, help="images per request")
-    encode.add_argument("--decode", action="store_true", help="also fetch the decoded Bernoulli means (.npz output)")
-    encode.add_argument("--output", "-o", help="save to .npy (codes) or .npz (codes, means) instead of printing")
+    encode.add_argument(
+        "--decode", action="store_true", help="also fetch the decoded Bernoulli means (.npz output)"
+    )
+    encode.add_argument(
+        "--output", "-o", help="save to .npy (codes) or .npz (codes, means) instead of printing"
+    )
     encode.set_defaults(run=cmd_encode)
-    demo = commands.add_parser("demo", help="train, evaluate and plot a categorical VAE on the shipped sample")
+    demo = commands.add_parser(
+        "demo", help="train, evaluate and plot a categorical VAE on the shipped sample"
+    )
     demo.add_argument("--output", "-o", help="run directory (default: a new runs/demo-TIMESTAMP)")
-    demo.add_argument("--epochs", type=_positive_int, default=None, help="override the demo's epoch count")
+    demo.add_argument(
+        "--epochs", type=_positive_int, default=None, help="override the demo's epoch count"
+    )
     demo.set_defaults(run=cmd_demo)
     return parser
 

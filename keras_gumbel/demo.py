@@ -88,13 +88,19 @@ def demo(output=None, epochs=None, serving=True):
     )
     started = time.perf_counter()
     metrics = train(config, output, verbose=0)
-    history_note = f"trained {metrics['epochs']} epochs ({metrics['steps']} steps) in {metrics['train_seconds']:.0f} s"
-    print(f"\n{history_note}; final temperature {metrics['temperature']:.3f}")
+    print(
+        f"\ntrained {metrics['epochs']} epochs ({metrics['steps']} steps) in "
+        f"{metrics['train_seconds']:.0f} s; final temperature {metrics['temperature']:.3f}"
+    )
     print("\nTest set, nats per image (lower is better):")
-    print(f"  importance-weighted bound, m = {metrics['test_bound_samples']}:  "
-          f"{metrics['test_negative_bound']:.2f} +- {metrics['test_negative_bound_stderr']:.2f}")
+    print(
+        f"  importance-weighted bound, m = {metrics['test_bound_samples']}:  "
+        f"{metrics['test_negative_bound']:.2f} +- {metrics['test_negative_bound_stderr']:.2f}"
+    )
     print(f"  single-sample ELBO:                        {metrics['test_single_sample_loss']:.2f}")
-    print(f"  independent-pixel baseline:                {metrics['test_independent_pixels_nll']:.2f}")
+    print(
+        f"  independent-pixel baseline:                {metrics['test_independent_pixels_nll']:.2f}"
+    )
     print("\nFigures:")
     for name, path in metrics["figures"].items():
         print(f"  {name:<16} {path}")
@@ -106,8 +112,10 @@ def demo(output=None, epochs=None, serving=True):
             print(f"  served     {' '.join(map(str, served['served'][i]))}")
             print(f"  in-process {' '.join(map(str, served['local'][i]))}")
         verdict = "identical" if served["identical"] else "DIFFERENT"
-        print(f"All {len(served['local'])} test digits: served codes {verdict} to the in-process model's.")
+        count = len(served["local"])
+        print(f"All {count} test digits: served codes {verdict} to the in-process model's.")
         metrics["served_codes_identical"] = served["identical"]
-    print(f"\nRun directory: {output} (config, checkpoints, history.csv, metrics.json, TensorBoard logs)")
+    print(f"\nRun directory: {output}")
+    print("  (config, checkpoints, history.csv, metrics.json, TensorBoard logs, figures)")
     print(f"Total time: {time.perf_counter() - started:.0f} s")
     return metrics

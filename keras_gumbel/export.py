@@ -5,12 +5,13 @@ the next integer version (a new version never overwrites an old one), with
 these signatures (method `tensorflow/serving/predict`, batch dimension first
 and unknown):
 
-| signature | inputs | outputs |
-|---|---|---|
-| `encode` (also `serving_default`) | `images` float32 [-1, D] | `codes` int64 [-1, N], `one_hot` float32 [-1, N, K] |
-| `encode_probs` | `images` float32 [-1, D] | `probs` float32 [-1, N, K] |
-| `decode` | `codes` int64 [-1, N] | `means` float32 [-1, D_out] |
-| `reconstruct` | `images` float32 [-1, D] | `means` float32 [-1, D_out] |
+```
+encode (serving_default)  images float32 [-1, D]  ->  codes int64 [-1, N],
+                                                      one_hot float32 [-1, N, K]
+encode_probs              images float32 [-1, D]  ->  probs float32 [-1, N, K]
+decode                    codes int64 [-1, N]     ->  means float32 [-1, D_out]
+reconstruct               images float32 [-1, D]  ->  means float32 [-1, D_out]
+```
 
 `D` is the flattened input size (784 for MNIST; the upper half, 392, for a
 stochastic binary network, whose `D_out` is the lower half), `N` the number
@@ -102,7 +103,11 @@ def _endpoints(model):
 def next_version(model_dir):
     """1 + the largest integer version under `model_dir` (1 if none)."""
     model_dir = Path(model_dir)
-    versions = [int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()] if model_dir.is_dir() else []
+    versions = (
+        [int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()]
+        if model_dir.is_dir()
+        else []
+    )
     return max(versions, default=0) + 1
 
 
@@ -127,7 +132,9 @@ def _run_saved_model_cli(directory, signature, input_name, array, workdir):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     if result.returncode != 0:
-        raise ExportError(f"saved_model_cli failed on signature {signature!r}: {result.stderr.strip()[-800:]}")
+        raise ExportError(
+            f"saved_model_cli failed on signature {signature!r}: {result.stderr.strip()[-800:]}"
+        )
     return {p.stem: np.load(p) for p in outdir.glob("*.npy")}
 
 
@@ -142,7 +149,9 @@ def verify(directory, model, sample_images, use_cli=True):
     names = set(loaded.signatures.keys())
     missing = set(SIGNATURES) - names
     if missing or "serving_default" not in names:
-        raise ExportError(f"signatures missing from the export: {sorted(missing | ({'serving_default'} - names))}")
+        raise ExportError(
+            f"signatures missing from the export: {sorted(missing | ({'serving_default'} - names))}"
+        )
     images = tf.constant(sample_images, tf.float32)
     codes = tf.cast(model.encode(images), tf.int64).numpy()
     expected = {
@@ -165,11 +174,19 @@ def verify(directory, model, sample_images, use_cli=True):
             cli_outputs = {name: future.result() for name, future in futures.items()}
     checks = {}
     for name in SIGNATURES:
-        forbidden = sorted(op for op in _signature_ops(loaded, name) if op.startswith(_FORBIDDEN_OPS))
+        forbidden = sorted(
+            op for op in _signature_ops(loaded, name) if op.startswith(_FORBIDDEN_OPS)
+        )
         if forbidden:
-            raise ExportError(f"signature {name!r} contains ops a deterministic TF Serving endpoint must not: {forbidden}")
+            raise ExportError(
+                f"signature {name!r} contains ops that a deterministic TF Serving endpoint "
+                f"must not: {forbidden}"
+            )
         input_name, array = inputs[name]
-        outputs = {k: v.numpy() for k, v in loaded.signatures[name](**{input_name: tf.constant(array)}).items()}
+        outputs = {
+            k: v.numpy()
+            for k, v in loaded.signatures[name](**{input_name: tf.constant(array)}).items()
+        }
         runs = {"tf.saved_model.load": outputs}
         if use_cli:
             runs["saved_model_cli"] = cli_outputs[name]
@@ -182,9 +199,15 @@ def verify(directory, model, sample_images, use_cli=True):
                 else:
                     ok = np.allclose(got[key], want, rtol=1e-5, atol=1e-6)
                 if not ok:
-                    raise ExportError(f"{how}: output {key!r} of signature {name!r} differs from the Keras model")
+                    raise ExportError(
+                        f"{how}: output {key!r} of signature {name!r} differs from the Keras model"
+                    )
         checks[name] = sorted(runs)
-    return {"examples": int(len(sample_images)), "checked_with": checks, "tensorflow": tf.__version__}
+    return {
+        "examples": int(len(sample_images)),
+        "checked_with": checks,
+        "tensorflow": tf.__version__,
+    }
 
 
 def export_model(model, base_path, name, sample_images, version=None, verify_with_cli=True):
@@ -208,7 +231,10 @@ def export_model(model, base_path, name, sample_images, version=None, verify_wit
     version = version or next_version(model_dir)
     final = model_dir / str(version)
     if final.exists():
-        raise ExportError(f"version {version} of model {name!r} already exists at {final}; versions are never overwritten")
+        raise ExportError(
+            f"version {version} of model {name!r} already exists at {final}; "
+            "versions are never overwritten"
+        )
     archive = keras.export.ExportArchive()
     archive.track(model)
     # The first endpoint becomes serving_default.
@@ -221,7 +247,13 @@ def export_model(model, base_path, name, sample_images, version=None, verify_wit
         extra = tmp / "assets.extra"
         extra.mkdir(exist_ok=True)
         d, n, k, d_out = _sizes(model)
-        report["contract"] = {"D": d, "N": n, "K": k, "D_out": d_out, "signatures": list(SIGNATURES)}
+        report["contract"] = {
+            "D": d,
+            "N": n,
+            "K": k,
+            "D_out": d_out,
+            "signatures": list(SIGNATURES),
+        }
         (extra / "verification.json").write_text(json.dumps(report, indent=2))
         os.rename(tmp, final)
     except BaseException:

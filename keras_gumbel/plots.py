@@ -29,7 +29,10 @@ def plot_training(history, path, title=""):
     has_tau = bool(history.get("temperature"))
     fig, axes = plt.subplots(1, 2 if has_tau else 1, figsize=(10 if has_tau else 5.5, 3.6))
     axes = np.atleast_1d(axes)
-    for key, label in (("loss", "train (training objective)"), ("val_loss", "validation (exact samples)")):
+    for key, label in (
+        ("loss", "train (training objective)"),
+        ("val_loss", "validation (exact samples)"),
+    ):
         if history.get(key):
             axes[0].plot(epochs, history[key], label=label)
     axes[0].set_xlabel("epoch")
@@ -59,7 +62,7 @@ def plot_image_rows(rows, labels, image_shape, path, title=""):
     """
     n = min(len(r) for r in rows)
     fig, axes = plt.subplots(len(rows), n, figsize=(n * 0.9, len(rows) * 1.0 + 0.4), squeeze=False)
-    for r, (images, label) in enumerate(zip(rows, labels)):
+    for r, (images, label) in enumerate(zip(rows, labels, strict=False)):
         for c in range(n):
             ax = axes[r, c]
             ax.imshow(np.reshape(images[c], image_shape), cmap="gray", vmin=0, vmax=1)
@@ -74,7 +77,9 @@ def plot_image_rows(rows, labels, image_shape, path, title=""):
 def plot_image_grid(images, image_shape, path, title="", columns=10):
     """Images in a grid of `columns` columns."""
     rows = math.ceil(len(images) / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 0.9, rows * 0.9 + 0.4), squeeze=False)
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(columns * 0.9, rows * 0.9 + 0.4), squeeze=False
+    )
     for i, ax in enumerate(axes.flat):
         if i < len(images):
             ax.imshow(np.reshape(images[i], image_shape), cmap="gray", vmin=0, vmax=1)
@@ -107,8 +112,12 @@ def plot_code_usage(codes, num_classes, path, title=""):
     else:
         data, xlabel, ylabel = usage, "class", "latent variable"
         label = "fraction of images"
-    fig, ax = plt.subplots(figsize=(max(4, data.shape[1] * 0.35 + 1.5), max(3, data.shape[0] * 0.25 + 1)))
-    im = ax.imshow(data, cmap="viridis", vmin=0, vmax=max(float(np.nanmax(data)), 1e-9), aspect="auto")
+    fig, ax = plt.subplots(
+        figsize=(max(4, data.shape[1] * 0.35 + 1.5), max(3, data.shape[0] * 0.25 + 1))
+    )
+    im = ax.imshow(
+        data, cmap="viridis", vmin=0, vmax=max(float(np.nanmax(data)), 1e-9), aspect="auto"
+    )
     if num_classes > 2:
         ax.set_yticks(range(num_vars))
         ax.set_xticks(range(num_classes))

@@ -9,13 +9,20 @@ from pathlib import Path
 import pytest
 from testing import BACKEND
 
-pytestmark = pytest.mark.skipif(BACKEND != "tensorflow", reason="the command line uses the TensorFlow backend")
+pytestmark = pytest.mark.skipif(
+    BACKEND != "tensorflow", reason="the command line uses the TensorFlow backend"
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_cli(*args, timeout=120):
-    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": "tensorflow",
+        "PYTHONPATH": str(ROOT),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
     return subprocess.run(
         [sys.executable, "-m", "keras_gumbel.cli", *args],
         env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
@@ -33,12 +40,18 @@ def _error_line(result):
     "args, pattern",
     [
         (["train", "gaussian-vae", "-o", "x"], "argument model: invalid choice: 'gaussian-vae'"),
-        (["train", "categorical-vae", "--epochs", "ten", "-o", "x"], "argument --epochs: expected a positive integer, got 'ten'"),
-        (["train", "categorical-vae", "--learning-rate", "-1", "-o", "x"], "argument --learning-rate: expected a finite positive number"),
+        (
+            ["train", "categorical-vae", "--epochs", "ten", "-o", "x"],
+            "argument --epochs: expected a positive integer, got 'ten'",
+        ),
+        (
+            ["train", "categorical-vae", "--learning-rate", "-1", "-o", "x"],
+            "argument --learning-rate: expected a finite positive number",
+        ),
         (["train", "categorical-vae"], "the following arguments are required: --output"),
         (["evaluate"], "the following arguments are required: run_dir"),
     ],
-)  # fmt: skip
+)
 def test_bad_arguments_fail_with_one_line(args, pattern):
     result = run_cli(*args)
     assert result.returncode == 2
@@ -48,7 +61,9 @@ def test_bad_arguments_fail_with_one_line(args, pattern):
 
 
 def test_errors_from_the_library_are_one_line(tmp_path):
-    missing = run_cli("train", "categorical-vae", "--data", str(tmp_path / "nowhere"), "-o", str(tmp_path / "r"))
+    missing = run_cli(
+        "train", "categorical-vae", "--data", str(tmp_path / "nowhere"), "-o", str(tmp_path / "r")
+    )
     assert missing.returncode == 2
     assert "keras-gumbel train: error:" in _error_line(missing)
     assert "nowhere" in _error_line(missing) and "mnist-sample" in _error_line(missing)
@@ -59,7 +74,9 @@ def test_errors_from_the_library_are_one_line(tmp_path):
     unwritable = run_cli("train", "categorical-vae", "--epochs", "1", "-o", str(blocker / "run"))
     assert unwritable.returncode == 2 and "cannot write to run directory" in _error_line(unwritable)
 
-    estimator = run_cli("train", "categorical-vae", "--estimator", "magic", "-o", str(tmp_path / "r2"))
+    estimator = run_cli(
+        "train", "categorical-vae", "--estimator", "magic", "-o", str(tmp_path / "r2")
+    )
     assert estimator.returncode == 2 and "`estimator` must be one of" in _error_line(estimator)
 
     not_a_run = run_cli("evaluate", str(tmp_path))
@@ -68,7 +85,17 @@ def test_errors_from_the_library_are_one_line(tmp_path):
 
 def test_train_then_evaluate(tmp_path):
     run = tmp_path / "run"
-    common = ["--batch-size", "500", "--num-vars", "6", "--eval-samples", "10", "--quiet", "-o", str(run)]
+    common = [
+        "--batch-size",
+        "500",
+        "--num-vars",
+        "6",
+        "--eval-samples",
+        "10",
+        "--quiet",
+        "-o",
+        str(run),
+    ]
     trained = run_cli("train", "sbn-bernoulli", "--epochs", "1", *common)
     assert trained.returncode == 0, trained.stderr[-2000:]
     assert "test_negative_bound" in trained.stdout
@@ -89,8 +116,15 @@ def test_export_serve_and_encode_from_the_command_line(tmp_path):
     from keras_gumbel.training import train
 
     run = tmp_path / "run"
-    train(RunConfig(epochs=1, batch_size=500, num_vars=5, eval_samples=5), run, verbose=0, evaluate_after=False)
-    exported = run_cli("export", str(run), "--base-path", str(tmp_path / "exported"), "--name", "vae", timeout=300)
+    train(
+        RunConfig(epochs=1, batch_size=500, num_vars=5, eval_samples=5),
+        run,
+        verbose=0,
+        evaluate_after=False,
+    )
+    exported = run_cli(
+        "export", str(run), "--base-path", str(tmp_path / "exported"), "--name", "vae", timeout=300
+    )
     assert exported.returncode == 0, exported.stderr[-2000:]
     assert "exported" in exported.stdout and (tmp_path / "exported" / "vae" / "1").is_dir()
 
@@ -99,15 +133,23 @@ def test_export_serve_and_encode_from_the_command_line(tmp_path):
     np.save(tmp_path / "images.npy", images)
     server = serve(tmp_path / "exported" / "vae", "vae", port=0)
     try:
-        encoded = run_cli("encode", str(tmp_path / "images.npy"), "--server", server.address, "--model", "vae")
-        missing = run_cli("encode", str(tmp_path / "images.npy"), "--server", server.address, "--model", "nope")
+        encoded = run_cli(
+            "encode", str(tmp_path / "images.npy"), "--server", server.address, "--model", "vae"
+        )
+        missing = run_cli(
+            "encode", str(tmp_path / "images.npy"), "--server", server.address, "--model", "nope"
+        )
     finally:
         server.stop()
     assert encoded.returncode == 0, encoded.stderr[-2000:]
-    printed = np.array([[int(c) for c in line.split()] for line in encoded.stdout.strip().splitlines()])
+    printed = np.array(
+        [[int(c) for c in line.split()] for line in encoded.stdout.strip().splitlines()]
+    )
     np.testing.assert_array_equal(printed, model.encode(images).numpy())
     assert missing.returncode == 2
-    assert "NOT_FOUND" in _error_line(missing) and "Servable not found for request: Latest(nope)" in _error_line(missing)
+    assert "NOT_FOUND" in _error_line(
+        missing
+    ) and "Servable not found for request: Latest(nope)" in _error_line(missing)
 
 
 def test_serve_help_uses_tf_serving_flag_names():

@@ -3,7 +3,9 @@
 import pytest
 from testing import BACKEND
 
-pytestmark = pytest.mark.skipif(BACKEND != "tensorflow", reason="the demo uses the TensorFlow backend")
+pytestmark = pytest.mark.skipif(
+    BACKEND != "tensorflow", reason="the demo uses the TensorFlow backend"
+)
 
 
 def test_demo_trains_evaluates_and_reports(tmp_path, capsys):

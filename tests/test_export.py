@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from testing import BACKEND
 
-pytestmark = pytest.mark.skipif(BACKEND != "tensorflow", reason="SavedModel export uses the TensorFlow backend")
+pytestmark = pytest.mark.skipif(
+    BACKEND != "tensorflow", reason="SavedModel export uses the TensorFlow backend"
+)
 
 if BACKEND == "tensorflow":
     import tensorflow as tf
@@ -37,13 +39,28 @@ def test_export_layout_signatures_and_outputs(images, tmp_path):
     first = export_model(model, tmp_path, "vae", images)
     second = export_model(model, tmp_path, "vae", images[:8], verify_with_cli=False)
     assert first == tmp_path / "vae" / "1" and second == tmp_path / "vae" / "2"
-    assert sorted(p.name for p in (tmp_path / "vae").iterdir()) == ["1", "2"]  # no temporary leftovers
+    assert sorted(p.name for p in (tmp_path / "vae").iterdir()) == [
+        "1",
+        "2",
+    ]  # no temporary leftovers
     report = json.loads((first / "assets.extra" / "verification.json").read_text())
     assert report["checked_with"]["encode"] == ["saved_model_cli", "tf.saved_model.load"]
-    assert report["contract"] == {"D": 784, "N": 6, "K": 5, "D_out": 784, "signatures": ["encode", "encode_probs", "decode", "reconstruct"]}
+    assert report["contract"] == {
+        "D": 784,
+        "N": 6,
+        "K": 5,
+        "D_out": 784,
+        "signatures": ["encode", "encode_probs", "decode", "reconstruct"],
+    }
 
     loaded = tf.saved_model.load(str(first))
-    assert set(loaded.signatures) == {"serving_default", "encode", "encode_probs", "decode", "reconstruct"}
+    assert set(loaded.signatures) == {
+        "serving_default",
+        "encode",
+        "encode_probs",
+        "decode",
+        "reconstruct",
+    }
     encode = loaded.signatures["serving_default"]
     assert encode.structured_input_signature[1]["images"].shape.as_list() == [None, 784]
     out = encode(images=tf.constant(images))
@@ -55,7 +72,9 @@ def test_export_layout_signatures_and_outputs(images, tmp_path):
     means = loaded.signatures["decode"](codes=out["codes"])["means"].numpy()
     np.testing.assert_allclose(means, model.decode(out["codes"]).numpy(), rtol=1e-5, atol=1e-6)
     # Deterministic: two calls give identical answers.
-    np.testing.assert_array_equal(encode(images=tf.constant(images))["codes"].numpy(), out["codes"].numpy())
+    np.testing.assert_array_equal(
+        encode(images=tf.constant(images))["codes"].numpy(), out["codes"].numpy()
+    )
 
 
 def test_binary_models_export(images, tmp_path):
@@ -66,7 +85,9 @@ def test_binary_models_export(images, tmp_path):
     upper, lower = split_halves(images.reshape(-1, 28, 28))
     sbn = _trained(StochasticBinaryNetwork("bernoulli", num_vars=10, seed=0), upper, lower)
     path = export_model(sbn, tmp_path, "sbn", upper, verify_with_cli=False)
-    means = tf.saved_model.load(str(path)).signatures["reconstruct"](images=tf.constant(upper))["means"]
+    means = tf.saved_model.load(str(path)).signatures["reconstruct"](images=tf.constant(upper))[
+        "means"
+    ]
     assert means.shape == (64, 392)
 
 

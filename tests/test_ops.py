@@ -57,13 +57,9 @@ def test_soft_samples_follow_tfp_relaxed_one_hot_categorical(tau):
     tfp = pytest.importorskip("tensorflow_probability")
     logits = np.array([1.0, 0.0, -1.0, 0.5], dtype="float32")
     n = 20_000
-    ours = to_numpy(
-        G.gumbel_softmax(np.broadcast_to(logits, (n, 4)), tau, seed=int(tau * 100))
-    )
+    ours = to_numpy(G.gumbel_softmax(np.broadcast_to(logits, (n, 4)), tau, seed=int(tau * 100)))
     theirs = (
-        tfp.distributions.RelaxedOneHotCategorical(tau, logits=logits)
-        .sample(n, seed=7)
-        .numpy()
+        tfp.distributions.RelaxedOneHotCategorical(tau, logits=logits).sample(n, seed=7).numpy()
     )
     for i in range(4):
         p = scipy.stats.ks_2samp(ours[:, i], theirs[:, i]).pvalue
@@ -78,9 +74,7 @@ def test_binary_samples_follow_tfp_relaxed_bernoulli(tau):
     tfp = pytest.importorskip("tensorflow_probability")
     n = 20_000
     ours = to_numpy(G.gumbel_sigmoid(np.full((n,), 0.8, "float32"), tau, seed=5))
-    theirs = (
-        tfp.distributions.RelaxedBernoulli(tau, logits=0.8).sample(n, seed=9).numpy()
-    )
+    theirs = tfp.distributions.RelaxedBernoulli(tau, logits=0.8).sample(n, seed=9).numpy()
     assert scipy.stats.ks_2samp(ours, theirs).pvalue > ALPHA
 
 
@@ -105,9 +99,7 @@ def test_relaxed_one_hot_log_prob_matches_tfp(k, tau):
     sample = np.clip(sample, 1e-6, None)
     sample = sample / sample.sum(axis=-1, keepdims=True)
     ours = to_numpy(G.relaxed_one_hot_log_prob(sample, logits, tau))
-    theirs = tfp.distributions.RelaxedOneHotCategorical(tau, logits=logits).log_prob(
-        sample
-    )
+    theirs = tfp.distributions.RelaxedOneHotCategorical(tau, logits=logits).log_prob(sample)
     np.testing.assert_allclose(ours, theirs.numpy(), rtol=2e-4, atol=2e-3)
 
 
@@ -126,7 +118,9 @@ def test_log_prob_integrates_to_one_for_two_classes():
     # a wrong normalizer (lgamma, tau power or Jacobian) breaks this.
     t = np.linspace(1e-6, 1 - 1e-6, 200_001).astype("float64")
     sample = np.stack([t, 1 - t], axis=-1).astype("float32")
-    density = np.exp(to_numpy(G.relaxed_one_hot_log_prob(sample, np.array([0.3, -0.2], "float32"), 0.8)))
+    density = np.exp(
+        to_numpy(G.relaxed_one_hot_log_prob(sample, np.array([0.3, -0.2], "float32"), 0.8))
+    )
     assert abs(np.trapezoid(density, t) - 1) < 1e-3
 
 
@@ -228,7 +222,9 @@ def test_no_nan_or_inf_for_extreme_inputs():
             assert np.all(np.isfinite(b)) and np.all((b >= 0) & (b <= 1))
         w = rng.normal(size=(1_000, k)).astype("float32")
         g = grad(
-            lambda v: keras.ops.sum(w * keras.ops.cast(G.gumbel_softmax(v, 1e-3, seed=2), "float32")),
+            lambda v, w=w: keras.ops.sum(
+                w * keras.ops.cast(G.gumbel_softmax(v, 1e-3, seed=2), "float32")
+            ),
             keras.ops.cast(logits[:1_000], dtype),
         )
         assert np.all(np.isfinite(g.astype("float32"))), dtype

@@ -32,7 +32,7 @@ def test_interpolations_reach_final_and_stay(cls):
     assert s(50) == pytest.approx(1.25)  # the midpoint of both shapes
     assert s(100) == pytest.approx(0.5) and s(1000) == pytest.approx(0.5)
     values = [s(t) for t in range(101)]
-    assert all(a >= b for a, b in zip(values, values[1:]))
+    assert all(a >= b for a, b in zip(values, values[1:], strict=False))
 
 
 def test_cosine_shape():

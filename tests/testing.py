@@ -29,8 +29,6 @@ def grad(fn, x):
 
         return np.asarray(jax.grad(fn)(keras.ops.convert_to_tensor(x)))
     if BACKEND == "torch":
-        import torch
-
         x = keras.ops.convert_to_tensor(x).detach().requires_grad_(True)
         fn(x).backward()
         return x.grad.cpu().numpy()
@@ -139,5 +137,9 @@ def write_idx_dir(directory, n_train=40, n_test=20, height=8, width=8, seed=0):
     for split, n in (("train", n_train), ("t10k", n_test)):
         images = rng.integers(0, 256, (n, height, width), np.uint8)
         write_idx_file(directory / f"{split}-images-idx3-ubyte.gz", images, compress=True)
-        write_idx_file(directory / f"{split}-labels-idx1-ubyte.gz", np.arange(n, dtype=np.uint8) % 10, compress=True)
+        write_idx_file(
+            directory / f"{split}-labels-idx1-ubyte.gz",
+            np.arange(n, dtype=np.uint8) % 10,
+            compress=True,
+        )
     return directory

@@ -138,16 +138,12 @@ def make_dataset(
         tensors.append(tf.constant(_as_labels(labels, num_images)))
 
     # Separate op seeds for the order and the bits, so the two are unrelated.
-    shuffle_seed, bits_seed = (
-        int(s) for s in np.random.SeedSequence(seed).generate_state(2)
-    )
+    shuffle_seed, bits_seed = (int(s) for s in np.random.SeedSequence(seed).generate_state(2))
     # Shuffling indices and gathering whole batches avoids holding a second
     # copy of the data in a shuffle buffer.
     indices = tf.data.Dataset.range(num_images)
     if shuffle:
-        indices = indices.shuffle(
-            num_images, seed=shuffle_seed, reshuffle_each_iteration=True
-        )
+        indices = indices.shuffle(num_images, seed=shuffle_seed, reshuffle_each_iteration=True)
     dataset = indices.batch(batch_size, drop_remainder=drop_remainder)
     if repeat:
         dataset = dataset.repeat()
@@ -161,9 +157,9 @@ def make_dataset(
         # One stateless seed (a pair of int64) per batch. The stream is
         # seeded, yet draws new values on every pass, so bits differ between
         # epochs and are reproducible across runs.
-        batch_seeds = tf.data.Dataset.random(
-            seed=bits_seed, rerandomize_each_iteration=True
-        ).batch(2)
+        batch_seeds = tf.data.Dataset.random(seed=bits_seed, rerandomize_each_iteration=True).batch(
+            2
+        )
 
         def binarize_batch(batch, batch_seed):
             images_batch = batch[0]

@@ -20,9 +20,7 @@ from keras_gumbel.datasets.idx import read_idx
 SAMPLE_NAME = "mnist-sample"
 KERAS_DATASETS = ("mnist", "fashion_mnist")
 
-IDX_HINT = (
-    "a directory of IDX files (*-images-idx3-ubyte[.gz], *-labels-idx1-ubyte[.gz])"
-)
+IDX_HINT = "a directory of IDX files (*-images-idx3-ubyte[.gz], *-labels-idx1-ubyte[.gz])"
 ALTERNATIVES = (
     f"Use one of: '{SAMPLE_NAME}' (ships with the package), "
     + ", ".join(f"'{name}'" for name in KERAS_DATASETS)
@@ -113,9 +111,7 @@ def read_source(source):
             problem = "it is a file, not a directory"
         else:
             problem = "it is neither a dataset name nor an existing directory"
-        raise DatasetError(
-            f"Unknown dataset source {source!r}: {problem}. {ALTERNATIVES}."
-        )
+        raise DatasetError(f"Unknown dataset source {source!r}: {problem}. {ALTERNATIVES}.")
     raise DatasetError(
         "Invalid value received for argument `source`. Expected a dataset name "
         f"or a directory path. Received: source={source!r}. {ALTERNATIVES}."
@@ -312,9 +308,7 @@ def _to_labels(labels, where, what):
     return labels.astype(np.int64)
 
 
-def _source_from_arrays(
-    name, source, x_train, y_train, x_test, y_test, where, files=None
-):
+def _source_from_arrays(name, source, x_train, y_train, x_test, y_test, where, files=None):
     """Validates raw train/test arrays and converts them for `SourceData`."""
     files = files or {}
     raw = {
@@ -331,9 +325,7 @@ def _source_from_arrays(
         expected_ndim = 3 if key.endswith("images") else 1
         if array.ndim != expected_ndim:
             layout = "(N, H, W)" if expected_ndim == 3 else "(N,)"
-            raise DatasetError(
-                f"{where}: {what(key)} have shape {array.shape}; expected {layout}."
-            )
+            raise DatasetError(f"{where}: {what(key)} have shape {array.shape}; expected {layout}.")
     if raw["train images"].shape[1:] != raw["test images"].shape[1:]:
         raise DatasetError(
             f"{where}: train images are {raw['train images'].shape[1:]} but "

@@ -130,31 +130,21 @@ class ServingClient:
             )
         if version is not None and (not _is_int(version) or version < 0):
             raise _invalid("version", "an integer >= 0 or None", version)
-        if version_label is not None and (
-            not isinstance(version_label, str) or not version_label
-        ):
+        if version_label is not None and (not isinstance(version_label, str) or not version_label):
             raise _invalid("version_label", "a non-empty string or None", version_label)
         if timeout is not None and (
-            not isinstance(timeout, numbers.Real)
-            or isinstance(timeout, bool)
-            or timeout <= 0
+            not isinstance(timeout, numbers.Real) or isinstance(timeout, bool) or timeout <= 0
         ):
             raise _invalid("timeout", "a number of seconds > 0 or None", timeout)
         if max_message_bytes is not None and (
             not _is_int(max_message_bytes) or max_message_bytes < 1
         ):
-            raise _invalid(
-                "max_message_bytes", "an integer >= 1 or None", max_message_bytes
-            )
+            raise _invalid("max_message_bytes", "an integer >= 1 or None", max_message_bytes)
         if batch_size is not None and (not _is_int(batch_size) or batch_size < 1):
             raise _invalid("batch_size", "an integer >= 1 or None", batch_size)
         if not _is_int(retries) or retries < 0:
             raise _invalid("retries", "an integer >= 0", retries)
-        if (
-            not isinstance(backoff, numbers.Real)
-            or isinstance(backoff, bool)
-            or backoff < 0
-        ):
+        if not isinstance(backoff, numbers.Real) or isinstance(backoff, bool) or backoff < 0:
             raise _invalid("backoff", "a number of seconds >= 0", backoff)
 
         self.address = address
@@ -163,9 +153,7 @@ class ServingClient:
         self.version_label = version_label
         self.signature = signature
         self.timeout = timeout
-        self.tls = bool(
-            tls or root_certificates is not None or certificate_chain is not None
-        )
+        self.tls = bool(tls or root_certificates is not None or certificate_chain is not None)
         self.max_message_bytes = max_message_bytes
         self.batch_size = batch_size
         self.retries = retries
@@ -191,9 +179,7 @@ class ServingClient:
             self._channel = grpc.secure_channel(address, credentials, options=options)
         else:
             self._channel = grpc.insecure_channel(address, options=options)
-        self._prediction = prediction_service_pb2_grpc.PredictionServiceStub(
-            self._channel
-        )
+        self._prediction = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         self._model = model_service_pb2_grpc.ModelServiceStub(self._channel)
 
     def _model_spec(self, spec, signature=None):
@@ -243,9 +229,7 @@ class ServingClient:
         request = predict_pb2.PredictRequest()
         self._model_spec(request.model_spec, signature or self.signature)
         for alias, value in inputs.items():
-            request.inputs[alias].CopyFrom(
-                tensors.content_tensor_proto(np.asarray(value))
-            )
+            request.inputs[alias].CopyFrom(tensors.content_tensor_proto(np.asarray(value)))
         request.output_filter.extend(output_filter or [])
         response = self._call("Predict", self._prediction.Predict, request)
         return {
@@ -256,9 +240,7 @@ class ServingClient:
     def _batched(self, signature, input_alias, array, output_alias):
         size = self.batch_size
         if size is None or len(array) <= size:
-            return self.predict({input_alias: array}, signature, [output_alias])[
-                output_alias
-            ]
+            return self.predict({input_alias: array}, signature, [output_alias])[output_alias]
         parts = [
             self.predict({input_alias: array[i : i + size]}, signature, [output_alias])[
                 output_alias
@@ -280,8 +262,7 @@ class ServingClient:
         images = np.asarray(images, dtype=np.float32)
         if images.ndim < 2:
             raise ValueError(
-                f"`images` must be a batch of shape [batch, ...]. Received shape "
-                f"{images.shape}"
+                f"`images` must be a batch of shape [batch, ...]. Received shape {images.shape}"
             )
         images = images.reshape(images.shape[0], int(np.prod(images.shape[1:])))
         return self._batched("encode", "images", images, "codes")
@@ -310,13 +291,9 @@ class ServingClient:
             dict of signature name to `tensorflow.SignatureDef`, including
             `__saved_model_init_op`.
         """
-        request = get_model_metadata_pb2.GetModelMetadataRequest(
-            metadata_field=["signature_def"]
-        )
+        request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
         self._model_spec(request.model_spec)
-        response = self._call(
-            "GetModelMetadata", self._prediction.GetModelMetadata, request
-        )
+        response = self._call("GetModelMetadata", self._prediction.GetModelMetadata, request)
         signature_def_map = get_model_metadata_pb2.SignatureDefMap()
         response.metadata["signature_def"].Unpack(signature_def_map)
         return dict(signature_def_map.signature_def)
@@ -353,6 +330,4 @@ class ServingClient:
         self.close()
 
     def __repr__(self):
-        return (
-            f"ServingClient(address={self.address!r}, model_name={self.model_name!r})"
-        )
+        return f"ServingClient(address={self.address!r}, model_name={self.model_name!r})"

@@ -17,9 +17,7 @@ from tensorflow_serving.config import model_server_config_pb2
 _SourceConfig = file_system_storage_path_source_pb2.FileSystemStoragePathSourceConfig
 VersionPolicy = _SourceConfig.ServableVersionPolicy
 
-_POLICY_PATTERN = re.compile(
-    r"^(latest)(?::(\d+))?$|^(all)$|^(specific):(\d+(?:,\d+)*)$"
-)
+_POLICY_PATTERN = re.compile(r"^(latest)(?::(\d+))?$|^(all)$|^(specific):(\d+(?:,\d+)*)$")
 
 
 def parse_version_policy(policy):
@@ -63,9 +61,7 @@ def parse_version_policy(policy):
     return proto
 
 
-def make_model_config(
-    base_path, model_name=None, version_policy=None, version_labels=None
-):
+def make_model_config(base_path, model_name=None, version_policy=None, version_labels=None):
     """A `ModelConfig` for one model from Python arguments.
 
     Args:
@@ -117,9 +113,7 @@ def check_model_configs(configs):
         if not config.base_path:
             raise ValueError(f"Model {config.name!r} has no base_path.")
         if config.name in seen:
-            raise ValueError(
-                f"Illegal to list model {config.name} multiple times in config list"
-            )
+            raise ValueError(f"Illegal to list model {config.name} multiple times in config list")
         if config.model_platform not in ("", "tensorflow"):
             raise ValueError(
                 f"Model {config.name!r} has model_platform "
@@ -153,8 +147,7 @@ def read_model_config_file(path):
         raise ValueError(f"Could not parse model config file {path}: {e}") from e
     if config.WhichOneof("config") != "model_config_list":
         raise ValueError(
-            f"Model config file {path} has no model_config_list; only "
-            "ModelConfigList is supported."
+            f"Model config file {path} has no model_config_list; only ModelConfigList is supported."
         )
     configs = list(config.model_config_list.config)
     check_model_configs(configs)

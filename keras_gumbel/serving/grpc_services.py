@@ -76,6 +76,4 @@ def add_services(server, core):
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         _PredictionServicer(core), server
     )
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(
-        _ModelServicer(core), server
-    )
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(_ModelServicer(core), server)

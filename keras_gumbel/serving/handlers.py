@@ -201,9 +201,7 @@ def get_model_status(core, request):
             )
         versions = sorted(states, reverse=True)
     else:
-        version = (
-            spec.version.value if choice == "version" else core.resolve_label(spec)
-        )
+        version = spec.version.value if choice == "version" else core.resolve_label(spec)
         if version not in states:
             raise ServingError(
                 grpc.StatusCode.NOT_FOUND,

@@ -61,9 +61,7 @@ def _fingerprint(path):
                 stat = os.stat(full)
             except OSError:
                 continue
-            entries.append(
-                (os.path.relpath(full, path), stat.st_size, stat.st_mtime_ns)
-            )
+            entries.append((os.path.relpath(full, path), stat.st_size, stat.st_mtime_ns))
     return tuple(sorted(entries))
 
 
@@ -175,9 +173,7 @@ class ModelManager:
             for version in ready:
                 self._states[version] = (State.AVAILABLE, grpc.StatusCode.OK, "")
         for servable in retired:
-            logger.info(
-                "Unloading servable version %s of %s", servable.version, self.name
-            )
+            logger.info("Unloading servable version %s of %s", servable.version, self.name)
             servable.retire()
             self._set_state(servable.version, State.END)
 
@@ -187,9 +183,7 @@ class ModelManager:
             return None
         self._set_state(version, State.LOADING)
         try:
-            servable = Servable.load(
-                self.name, version, path, self.tags, self.session_config
-            )
+            servable = Servable.load(self.name, version, path, self.tags, self.session_config)
         except Exception as e:
             self._failed[version] = fingerprint
             message = getattr(e, "message", None) or str(e)

@@ -84,16 +84,13 @@ def _model_spec(name, version, label):
     spec = model_pb2.ModelSpec(name=urllib.parse.unquote(name))
     if version and label:
         raise _invalid(
-            f"Both model version ({version}) and model version label ({label}) "
-            "cannot be supplied."
+            f"Both model version ({version}) and model version label ({label}) cannot be supplied."
         )
     if version:
         try:
             spec.version.value = int(version)
         except ValueError:
-            raise _invalid(
-                f"Failed to convert version: {version} to numeric."
-            ) from None
+            raise _invalid(f"Failed to convert version: {version} to numeric.") from None
     if label:
         spec.version_label = urllib.parse.unquote(label)
     return spec
@@ -188,9 +185,7 @@ def _to_json(array, alias):
             except UnicodeDecodeError:
                 return {"b64": base64.b64encode(item).decode("ascii")}
 
-        return (
-            np.vectorize(convert, otypes=[object])(array).tolist() if array.size else []
-        )
+        return np.vectorize(convert, otypes=[object])(array).tolist() if array.size else []
     if array.dtype.kind == "c":
         return np.stack([array.real, array.imag], axis=-1).tolist()
     return array.tolist()
@@ -329,9 +324,7 @@ class RestServer:
             request = get_model_status_pb2.GetModelStatusRequest(model_spec=spec)
             return _to_dict(handlers.get_model_status(self.core, request))
         raise ServingError(
-            grpc.StatusCode.NOT_FOUND
-            if not path.lower().startswith("/v1/")
-            else _INVALID,
+            grpc.StatusCode.NOT_FOUND if not path.lower().startswith("/v1/") else _INVALID,
             f"Malformed request: {method} {path}",
         )
 
@@ -370,9 +363,7 @@ class RestServer:
         with self.core.servable(spec) as servable:
             key = signature_name or handlers.DEFAULT_SIGNATURE
             if key not in servable.signature_defs:
-                raise _invalid(
-                    f'Serving signature name: "{key}" not found in signature def'
-                )
+                raise _invalid(f'Serving signature name: "{key}" not found in signature def')
             signature = servable.signature_defs[key]
         if row_format:
             columns = _row_inputs(document["instances"], signature)
@@ -388,9 +379,7 @@ class RestServer:
                 array = _json_value(value, info)
             request.inputs[alias].CopyFrom(tensors.content_tensor_proto(array))
         response = handlers.predict(self.core, request)
-        outputs = {
-            alias: tensors.to_ndarray(t) for alias, t in response.outputs.items()
-        }
+        outputs = {alias: tensors.to_ndarray(t) for alias, t in response.outputs.items()}
         if not row_format:
             if len(outputs) == 1:
                 ((alias, value),) = outputs.items()
@@ -401,8 +390,7 @@ class RestServer:
         for alias, size in sizes.items():
             if size is None or size != batch:
                 raise _invalid(
-                    f"Tensor name: {alias} has inconsistent batch size: {size} "
-                    f"expecting: {batch}"
+                    f"Tensor name: {alias} has inconsistent batch size: {size} expecting: {batch}"
                 )
         if len(outputs) == 1:
             ((alias, value),) = outputs.items()
@@ -410,7 +398,6 @@ class RestServer:
         converted = {a: _to_json(v, a) for a, v in sorted(outputs.items())}
         return {
             "predictions": [
-                {alias: rows[i] for alias, rows in converted.items()}
-                for i in range(batch)
+                {alias: rows[i] for alias, rows in converted.items()} for i in range(batch)
             ]
         }

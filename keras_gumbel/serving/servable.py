@@ -51,8 +51,7 @@ def read_meta_graph_def(path, tags=("serve",)):
                 raise ValueError(f"Could not parse {text}: {e}") from e
     else:
         raise FileNotFoundError(
-            f"SavedModel file does not exist at: {path}{os.sep}"
-            "{saved_model.pbtxt|saved_model.pb}"
+            f"SavedModel file does not exist at: {path}{os.sep}{{saved_model.pbtxt|saved_model.pb}}"
         )
     for meta_graph_def in saved_model.meta_graphs:
         if set(meta_graph_def.meta_info_def.tags) == set(tags):
@@ -236,6 +235,4 @@ class Servable:
         self.session.close()
 
     def __repr__(self):
-        return (
-            f"Servable(name={self.name!r}, version={self.version}, path={self.path!r})"
-        )
+        return f"Servable(name={self.name!r}, version={self.version}, path={self.path!r})"

@@ -50,11 +50,7 @@ def _invalid(name, expected, value):
 def _check_int(name, value, minimum, allow_none=False):
     if value is None and allow_none:
         return
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Integral)
-        or value < minimum
-    ):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise _invalid(name, f"an integer >= {minimum}", value)
 
 
@@ -111,9 +107,7 @@ class ModelServer:
         _check_int("max_concurrent_rpcs", max_concurrent_rpcs, 1, allow_none=True)
         _check_int("max_message_bytes", max_message_bytes, 1)
         if max_message_bytes > INT32_MAX:
-            raise _invalid(
-                "max_message_bytes", f"at most {INT32_MAX}", max_message_bytes
-            )
+            raise _invalid("max_message_bytes", f"at most {INT32_MAX}", max_message_bytes)
         _check_seconds("grace_seconds", grace_seconds)
         _check_int("intra_op_threads", intra_op_threads, 0)
         _check_int("inter_op_threads", inter_op_threads, 0)
@@ -123,9 +117,7 @@ class ModelServer:
                 f"tls_cert_file={tls_cert_file!r}, tls_key_file={tls_key_file!r}"
             )
         if tls_client_ca_file is not None and tls_cert_file is None:
-            raise ValueError(
-                "`tls_client_ca_file` needs `tls_cert_file` and `tls_key_file`."
-            )
+            raise ValueError("`tls_client_ca_file` needs `tls_cert_file` and `tls_key_file`.")
 
         session_config = config_pb2.ConfigProto(
             allow_soft_placement=True,
@@ -215,9 +207,7 @@ class ModelServer:
         scheme = "TLS" if self._tls[0] else "insecure"
         logger.info("Running gRPC ModelServer at %s (%s) ...", self.address, scheme)
         if self.rest_port is not None:
-            logger.info(
-                "Exporting HTTP/REST API at %s ...", _address(self.host, self.rest_port)
-            )
+            logger.info("Exporting HTTP/REST API at %s ...", _address(self.host, self.rest_port))
         return self
 
     def stop(self, grace=None):
@@ -388,9 +378,7 @@ def serve(
         configs = config_lib.read_model_config_file(model_config_file)
     elif base_path is not None:
         configs = [
-            config_lib.make_model_config(
-                base_path, model_name, version_policy, version_labels
-            )
+            config_lib.make_model_config(base_path, model_name, version_policy, version_labels)
         ]
     else:
         raise ValueError("Pass `base_path` or `model_config_file`.")
@@ -446,9 +434,7 @@ def build_parser(prog="python -m keras_gumbel.serving"):
         default=1.0,
         help="seconds between polls of the base path; 0: poll once",
     )
-    parser.add_argument(
-        "--version_policy", help='"latest", "latest:N", "all", "specific:1,2"'
-    )
+    parser.add_argument("--version_policy", help='"latest", "latest:N", "all", "specific:1,2"')
     parser.add_argument("--version_labels", type=_labels, help="e.g. stable=1,canary=2")
     parser.add_argument("--grpc_max_threads", type=int, help="default: 4 per CPU")
     parser.add_argument("--max_concurrent_rpcs", type=int, default=1024)

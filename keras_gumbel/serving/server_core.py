@@ -31,9 +31,7 @@ class ServerCore:
         session_config: `tf.compat.v1.ConfigProto` or None.
     """
 
-    def __init__(
-        self, configs, *, poll_seconds=1.0, tags=("serve",), session_config=None
-    ):
+    def __init__(self, configs, *, poll_seconds=1.0, tags=("serve",), session_config=None):
         check_model_configs(configs)
         self.poll_seconds = poll_seconds
         self.tags = tuple(tags)
@@ -46,8 +44,7 @@ class ServerCore:
     def _new_manager(self, config):
         if not os.path.isdir(config.base_path):
             raise FileNotFoundError(
-                f"Could not find base path {config.base_path} for servable "
-                f"{config.name}"
+                f"Could not find base path {config.base_path} for servable {config.name}"
             )
         return ModelManager(config, self.tags, self.session_config)
 
@@ -148,9 +145,7 @@ class ServerCore:
         """
         name = model_spec.name
         if not name:
-            raise ServingError(
-                grpc.StatusCode.INVALID_ARGUMENT, "ModelSpec has no name specified."
-            )
+            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, "ModelSpec has no name specified.")
         choice = model_spec.WhichOneof("version_choice")
         if choice == "version":
             version = model_spec.version.value
@@ -161,9 +156,7 @@ class ServerCore:
         manager = self._managers.get(name)
         servable = manager.acquire(version) if manager is not None else None
         if servable is None:
-            request = (
-                f"Latest({name})" if version is None else f"Specific({name}, {version})"
-            )
+            request = f"Latest({name})" if version is None else f"Specific({name}, {version})"
             raise ServingError(
                 grpc.StatusCode.NOT_FOUND, f"Servable not found for request: {request}"
             )

@@ -218,9 +218,7 @@ def typed_tensor_bytes(array):
     if datatype not in _TYPED:
         raise ValueError(f"cannot serialize dtype {array.dtype}")
     dtype, field, kind = _TYPED[datatype]
-    proto = tensor_pb2.TensorProto(
-        dtype=datatype, tensor_shape=_shape_proto(array.shape)
-    )
+    proto = tensor_pb2.TensorProto(dtype=datatype, tensor_shape=_shape_proto(array.shape))
     if kind == "bytes":
         values = [v if isinstance(v, bytes) else str(v).encode() for v in array.ravel()]
         getattr(proto, field).extend(values)
@@ -230,11 +228,7 @@ def typed_tensor_bytes(array):
         return header
     flat = np.ascontiguousarray(array, dtype=dtype).ravel()
     if kind == "fixed":
-        parts = (
-            flat.view(np.dtype(f"float{dtype.itemsize * 4}"))
-            if dtype.kind == "c"
-            else flat
-        )
+        parts = flat.view(np.dtype(f"float{dtype.itemsize * 4}")) if dtype.kind == "c" else flat
         payload = parts.tobytes()
     elif field == "half_val":
         payload = _varints(flat.view(np.uint16))
@@ -261,9 +255,7 @@ def content_tensor_proto(array):
     datatype = datatype_of(array)
     if datatype not in _TYPED:
         raise ValueError(f"cannot serialize dtype {array.dtype}")
-    proto = tensor_pb2.TensorProto(
-        dtype=datatype, tensor_shape=_shape_proto(array.shape)
-    )
+    proto = tensor_pb2.TensorProto(dtype=datatype, tensor_shape=_shape_proto(array.shape))
     if datatype == types_pb2.DT_STRING:
         proto.string_val.extend(
             v if isinstance(v, bytes) else str(v).encode() for v in array.ravel()

@@ -22,7 +22,10 @@ def build_model(config):
     common = {"estimator": config.estimator, "temperature": config.tau0, "seed": config.seed}
     if config.model == "categorical-vae":
         return CategoricalVAE(
-            num_vars=config.num_vars or 20, num_classes=config.num_classes, prior=config.prior, **common
+            num_vars=config.num_vars or 20,
+            num_classes=config.num_classes,
+            prior=config.prior,
+            **common,
         )
     if config.model == "bernoulli-vae":
         return BernoulliVAE(num_vars=config.num_vars or 200, prior=config.prior, **common)
@@ -46,12 +49,16 @@ def build_optimizer(config):
 def build_schedule(config):
     """The temperature schedule of `config` as a `keras_gumbel.schedules` object."""
     if config.schedule == "exponential":
-        return schedules.ExponentialDecay(config.tau0, config.anneal_rate, config.tau_min, config.anneal_interval)
+        return schedules.ExponentialDecay(
+            config.tau0, config.anneal_rate, config.tau_min, config.anneal_interval
+        )
     if config.schedule == "geometric":
         return schedules.GeometricDecay(config.tau0, config.anneal_rate, config.tau_min)
     if config.schedule == "constant":
         return schedules.Constant(config.tau0)
-    return schedules.get(config.schedule, initial=config.tau0, final=config.tau_min, steps=config.anneal_steps)
+    return schedules.get(
+        config.schedule, initial=config.tau0, final=config.tau_min, steps=config.anneal_steps
+    )
 
 
 def build_strategy(name):

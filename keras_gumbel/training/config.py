@@ -85,7 +85,14 @@ class RunConfig:
         _choice("strategy", self.strategy, STRATEGIES)
         _choice("prior", self.prior, ("uniform", "learned"))
         _choice("estimator", self.estimator, tuple(sorted(estimators.ESTIMATORS)))
-        for name in ("epochs", "batch_size", "lr_decay_steps", "anneal_interval", "anneal_steps", "eval_samples"):
+        for name in (
+            "epochs",
+            "batch_size",
+            "lr_decay_steps",
+            "anneal_interval",
+            "anneal_steps",
+            "eval_samples",
+        ):
             _positive_int(name, getattr(self, name))
         _positive_int("num_classes", self.num_classes, minimum=2)
         if self.num_vars is not None:
@@ -103,8 +110,14 @@ class RunConfig:
                     "`anneal_rate` is the per-step decay factor of the geometric "
                     f"schedule and must be in (0, 1], got {self.anneal_rate!r}"
                 )
-        elif not (_is_number(self.anneal_rate) and math.isfinite(self.anneal_rate) and self.anneal_rate >= 0):
-            raise ConfigError(f"`anneal_rate` must be a finite number >= 0, got {self.anneal_rate!r}")
+        elif not (
+            _is_number(self.anneal_rate)
+            and math.isfinite(self.anneal_rate)
+            and self.anneal_rate >= 0
+        ):
+            raise ConfigError(
+                f"`anneal_rate` must be a finite number >= 0, got {self.anneal_rate!r}"
+            )
 
     def to_json(self):
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)

@@ -50,7 +50,9 @@ def _prepare_new_run_dir(run_dir, overwrite):
         probe.write_text("")
         probe.unlink()
     except OSError as error:
-        raise RunError(f"cannot write to run directory {run_dir}: {error.strerror or error}") from error
+        raise RunError(
+            f"cannot write to run directory {run_dir}: {error.strerror or error}"
+        ) from error
 
 
 def load_config(run_dir):
@@ -65,7 +67,9 @@ def _is_chief(strategy):
     if resolver is None or not resolver.task_type:
         return True
     return resolver.task_type == "chief" or (
-        resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in resolver.cluster_spec().as_dict()
+        resolver.task_type == "worker"
+        and resolver.task_id == 0
+        and "chief" not in resolver.cluster_spec().as_dict()
     )
 
 
@@ -240,7 +244,9 @@ def write_figures(run_dir, model, config, data, history):
         sampled = model.sample(upper, seed=config.seed).numpy()
 
         def whole(bottom):
-            return np.concatenate([upper.reshape(n, *half_shape), bottom.reshape(n, *lower_shape)], axis=1)
+            return np.concatenate(
+                [upper.reshape(n, *half_shape), bottom.reshape(n, *lower_shape)], axis=1
+            )
 
         paths["reconstructions"] = plots.plot_image_rows(
             [whole(lower), whole(predicted), whole(sampled)],
@@ -274,7 +280,6 @@ def write_figures(run_dir, model, config, data, history):
 
 def run_exists(run_dir):
     return (Path(run_dir) / CONFIG).is_file()
-
 
 
 def export_run(run_dir, base_path, name=None, version=None, verify_with_cli=True):

@@ -54,7 +54,12 @@ def test_temperature_follows_the_global_step(jit_compile):
     model = _model(jit_compile)
     recorder = _Recorder(model.layers[1])
     history = model.fit(
-        X, X, batch_size=8, epochs=3, verbose=0, callbacks=[TemperatureScheduler(SCHEDULE), recorder]
+        X,
+        X,
+        batch_size=8,
+        epochs=3,
+        verbose=0,
+        callbacks=[TemperatureScheduler(SCHEDULE), recorder],
     )
     steps = int(to_numpy(model.optimizer.iterations))
     assert steps == 15
@@ -72,7 +77,12 @@ def test_resumed_training_continues_the_schedule(tmp_path):
     assert _temperature(resumed) == np.float32(SCHEDULE(10))
     recorder = _Recorder(resumed.layers[1])
     resumed.fit(
-        X, X, batch_size=8, epochs=1, verbose=0, callbacks=[TemperatureScheduler(SCHEDULE), recorder]
+        X,
+        X,
+        batch_size=8,
+        epochs=1,
+        verbose=0,
+        callbacks=[TemperatureScheduler(SCHEDULE), recorder],
     )
     assert recorder.values == [np.float32(SCHEDULE(t)) for t in range(10, 15)]
     assert _temperature(resumed) == np.float32(SCHEDULE(15))
@@ -140,7 +150,9 @@ def test_finds_nested_layers_and_accepts_learning_rate_schedules():
         def call(self, x, training=None):
             return self.sampler(x, training=training)
 
-    inner = keras.Sequential([keras.Input(shape=(6,)), keras.layers.Dense(6), GumbelSoftmax(seed=2)])
+    inner = keras.Sequential(
+        [keras.Input(shape=(6,)), keras.layers.Dense(6), GumbelSoftmax(seed=2)]
+    )
     model = keras.Sequential([keras.Input(shape=(6,)), inner, Quantizer(), keras.layers.Dense(6)])
     model.compile(optimizer="sgd", loss="mse")
     layers = temperature_layers(model)
@@ -165,7 +177,9 @@ def test_clear_errors():
     with pytest.raises(ValueError, match="found no layer with a temperature"):
         plain.fit(X, X, epochs=1, verbose=0, callbacks=[TemperatureScheduler(SCHEDULE)])
 
-    learned = keras.Sequential([keras.Input(shape=(6,)), GumbelSoftmax(learn_temperature=True, name="gs")])
+    learned = keras.Sequential(
+        [keras.Input(shape=(6,)), GumbelSoftmax(learn_temperature=True, name="gs")]
+    )
     learned.compile(optimizer="sgd", loss="mse")
     with pytest.raises(ValueError, match=r"cannot anneal a learned temperature.*'gs'"):
         learned.fit(X, X, epochs=1, verbose=0, callbacks=[TemperatureScheduler(SCHEDULE)])
@@ -175,7 +189,11 @@ def test_clear_errors():
         model.fit(X, X, epochs=1, verbose=0, callbacks=[TemperatureScheduler(lambda step: 0.0)])
     with pytest.raises(ValueError, match="without a temperature"):
         model.fit(
-            X, X, epochs=1, verbose=0, callbacks=[TemperatureScheduler(SCHEDULE, layers=[model.layers[0]])]
+            X,
+            X,
+            epochs=1,
+            verbose=0,
+            callbacks=[TemperatureScheduler(SCHEDULE, layers=[model.layers[0]])],
         )
 
 

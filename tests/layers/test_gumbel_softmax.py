@@ -119,7 +119,9 @@ def test_learned_temperature_trains_and_stays_above_floor():
     # would make it negative without the floor constraint.
     layer = GumbelSoftmax(temperature=1.0, learn_temperature=True, min_temperature=0.2, seed=0)
     model = keras.Sequential([keras.Input(shape=(6,)), layer])
-    model.compile(optimizer=keras.optimizers.SGD(100.0), loss=lambda y, p: -keras.ops.max(p, axis=-1))
+    model.compile(
+        optimizer=keras.optimizers.SGD(100.0), loss=lambda y, p: -keras.ops.max(p, axis=-1)
+    )
     x = np.random.default_rng(0).normal(size=(64, 6)).astype("float32")
     x[:, 3] = -np.inf  # the tau gradient must stay finite with -inf logits
     model.fit(x, np.zeros((64,)), epochs=2, batch_size=16, verbose=0)

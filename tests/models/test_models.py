@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 from testing import BACKEND
 
-pytestmark = pytest.mark.skipif(BACKEND != "tensorflow", reason="models train as tf.function graphs")
+pytestmark = pytest.mark.skipif(
+    BACKEND != "tensorflow", reason="models train as tf.function graphs"
+)
 
 if BACKEND == "tensorflow":
     import tensorflow as tf
@@ -42,7 +44,9 @@ def test_vae_trains_and_has_a_consistent_interface(model_fn, digits, tmp_path):
     train, test = digits
     model = model_fn()
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    history = model.fit(make_dataset(train, batch_size=100, seed=0), epochs=3, shuffle=False, verbose=0)
+    history = model.fit(
+        make_dataset(train, batch_size=100, seed=0), epochs=3, shuffle=False, verbose=0
+    )
     assert history.history["loss"][-1] < history.history["loss"][0] - 20
     codes = model.encode(test[:8]).numpy()
     assert codes.shape == (8, model.num_vars) and codes.dtype == np.int64
@@ -65,7 +69,9 @@ def test_importance_bound_converges_to_the_exact_likelihood():
     # and approaches it as m grows; with m = 3000 the gap is a few hundredths
     # of a nat, far below the 1-sample gap (the KL of q from the posterior).
     keras.utils.set_random_seed(3)
-    model = CategoricalVAE(num_vars=2, num_classes=3, encoder_units=(16,), decoder_units=(16,), seed=0)
+    model = CategoricalVAE(
+        num_vars=2, num_classes=3, encoder_units=(16,), decoder_units=(16,), seed=0
+    )
     x = (np.random.default_rng(0).uniform(size=(16, 12)) > 0.5).astype("float32")
     model(x)
     prior = model.latent.distribution(model.prior_logits)
@@ -74,7 +80,8 @@ def test_importance_bound_converges_to_the_exact_likelihood():
     log_pz = prior.log_prob(z).numpy()
     pixel_logits = model.pixel_logits(z).numpy()
     log_px_given_z = -np.sum(
-        np.logaddexp(0, -pixel_logits[:, None, :]) * x[None] + np.logaddexp(0, pixel_logits[:, None, :]) * (1 - x[None]),
+        np.logaddexp(0, -pixel_logits[:, None, :]) * x[None]
+        + np.logaddexp(0, pixel_logits[:, None, :]) * (1 - x[None]),
         axis=-1,
     )
     exact = -np.logaddexp.reduce(log_pz[:, None] + log_px_given_z, axis=0)
@@ -122,7 +129,9 @@ def test_sbn_trains_and_predicts_lower_halves(latent):
     history = model.fit(ds, epochs=6, shuffle=False, verbose=0)
     assert history.history["loss"][-1] < history.history["loss"][0]
     tu, tl = split_halves(data.x_test[:100])
-    nll = importance_bound(model, tf.data.Dataset.from_tensor_slices((tu, tl)).batch(50), num_samples=100)
+    nll = importance_bound(
+        model, tf.data.Dataset.from_tensor_slices((tu, tl)).batch(50), num_samples=100
+    )
     baseline = independent_pixels_nll(lower, tl)
     assert nll.shape == (100,) and nll.mean() < baseline.mean()
     assert model.reconstruct(tu[:3]).shape == (3, 392)

@@ -26,9 +26,7 @@ class Stubs:
     def __init__(self, address):
         options = [("grpc.max_receive_message_length", -1)]
         self.channel = grpc.insecure_channel(address, options=options)
-        self.prediction = prediction_service_pb2_grpc.PredictionServiceStub(
-            self.channel
-        )
+        self.prediction = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
         self.model = model_service_pb2_grpc.ModelServiceStub(self.channel)
 
 

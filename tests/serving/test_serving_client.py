@@ -55,9 +55,7 @@ def test_retries_bridge_a_server_that_starts_late(make_base, start_server):
     result = {}
 
     def call():
-        with ServingClient(
-            f"127.0.0.1:{port}", MODEL_NAME, retries=4, backoff=0.2
-        ) as c:
+        with ServingClient(f"127.0.0.1:{port}", MODEL_NAME, retries=4, backoff=0.2) as c:
             try:
                 result["status"] = c.status()
             except ServingError as e:

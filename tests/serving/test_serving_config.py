@@ -30,13 +30,9 @@ def test_version_policies():
     assert parse_version_policy(proto) is proto
 
 
-@pytest.mark.parametrize(
-    "policy", ["newest", "latest:0", "specific:", "specific:a", 3, ""]
-)
+@pytest.mark.parametrize("policy", ["newest", "latest:0", "specific:", "specific:a", 3, ""])
 def test_bad_version_policies(policy):
-    with pytest.raises(
-        ValueError, match="Invalid value received for argument `version_policy`"
-    ):
+    with pytest.raises(ValueError, match="Invalid value received for argument `version_policy`"):
         parse_version_policy(policy)
 
 
@@ -69,8 +65,7 @@ def test_the_shipped_model_config_parses():
             "multiple times",
         ),
         (
-            "model_config_list { config { name: 'a' base_path: '/a' "
-            "model_platform: 'onnx' } }",
+            "model_config_list { config { name: 'a' base_path: '/a' model_platform: 'onnx' } }",
             'only "tensorflow"',
         ),
         ("custom_model_config { }", "no model_config_list"),
@@ -127,14 +122,9 @@ def test_client_argument_checks():
 
 def test_serving_error_keeps_code_and_details():
     error = ServingError(grpc.StatusCode.NOT_FOUND, "Servable not found")
-    assert (
-        error.code == grpc.StatusCode.NOT_FOUND
-        and error.details == "Servable not found"
-    )
+    assert error.code == grpc.StatusCode.NOT_FOUND and error.details == "Servable not found"
     assert str(error) == "NOT_FOUND: Servable not found"
-    copy = pickle.loads(
-        pickle.dumps(ServingError(grpc.StatusCode.INTERNAL, "x", "msg"))
-    )
+    copy = pickle.loads(pickle.dumps(ServingError(grpc.StatusCode.INTERNAL, "x", "msg")))
     assert (copy.code, copy.details, str(copy)) == (
         grpc.StatusCode.INTERNAL,
         "x",

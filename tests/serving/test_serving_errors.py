@@ -109,9 +109,7 @@ PREDICT_ERRORS = {
         "Expects arg[0] to be float but double is provided",
     ),
     "int32 for int64": (
-        lambda: predict_request(
-            {"codes": np.zeros((1, N), np.int32)}, signature="decode"
-        ),
+        lambda: predict_request({"codes": np.zeros((1, N), np.int32)}, signature="decode"),
         INVALID,
         "Expects arg[0] to be int64 but int32 is provided",
     ),
@@ -135,16 +133,14 @@ def test_predict_error(case, shared_server, stubs):
 
 def test_renamed_input_names_feed_and_request_keys(shared_server, stubs):
     stub = stubs(shared_server.address)
-    error = rpc_error(
-        stub.prediction.Predict, predict_request({"pixels": X}, signature="encode")
-    )
+    error = rpc_error(stub.prediction.Predict, predict_request({"pixels": X}, signature="encode"))
     request = get_model_metadata_pb2.GetModelMetadataRequest(
         model_spec=_spec(name=MODEL_NAME), metadata_field=["signature_def"]
     )
     signatures = get_model_metadata_pb2.SignatureDefMap()
-    stub.prediction.GetModelMetadata(request, timeout=30).metadata[
-        "signature_def"
-    ].Unpack(signatures)
+    stub.prediction.GetModelMetadata(request, timeout=30).metadata["signature_def"].Unpack(
+        signatures
+    )
     feed = signatures.signature_def["encode"].inputs["images"].name
     assert error.code() == INVALID
     assert error.details() == (
@@ -162,9 +158,7 @@ def test_wrong_shape_is_left_to_the_op(shared_server, stubs):
         predict_request({"images": np.zeros((3, 5), np.float32)}),
     )
     assert error.code() == INVALID
-    assert error.details().startswith(
-        f"Matrix size-incompatible: In[0]: [3,5], In[1]: [{D},"
-    )
+    assert error.details().startswith(f"Matrix size-incompatible: In[0]: [3,5], In[1]: [{D},")
     _check_still_serving(stub)
 
 
@@ -180,9 +174,7 @@ def test_oversized_request_is_resource_exhausted(shared_server, stubs):
 def test_long_messages_are_truncated_like_tf_serving(shared_server, stubs):
     stub = stubs(shared_server.address)
     name = "m" * 2000
-    error = rpc_error(
-        stub.prediction.Predict, predict_request({"images": X}, name=name)
-    )
+    error = rpc_error(stub.prediction.Predict, predict_request({"images": X}, name=name))
     full = f"Servable not found for request: Latest({name})"
     assert error.details() == full[:1024] + "...TRUNCATED"
     _check_still_serving(stub)
@@ -301,7 +293,5 @@ def test_bad_requests_from_many_threads_never_break_the_server(shared_server, st
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         codes = list(pool.map(send, makers))
     assert grpc.StatusCode.OK not in codes
-    assert (
-        grpc.StatusCode.INTERNAL not in codes and grpc.StatusCode.UNKNOWN not in codes
-    )
+    assert grpc.StatusCode.INTERNAL not in codes and grpc.StatusCode.UNKNOWN not in codes
     _check_still_serving(stub)

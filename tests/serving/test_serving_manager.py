@@ -49,9 +49,7 @@ def _encode(servable, images):
     return codes
 
 
-def test_swap_keeps_the_old_version_alive_for_its_users(
-    tmp_path, saved_models, monkeypatch
-):
+def test_swap_keeps_the_old_version_alive_for_its_users(tmp_path, saved_models, monkeypatch):
     base = tmp_path / MODEL_NAME
     shutil.copytree(saved_models[1], base / "1")
     manager = ModelManager(make_model_config(base, MODEL_NAME))

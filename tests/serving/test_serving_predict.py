@@ -75,21 +75,15 @@ def test_default_signature_and_output_filter(client, images):
     assert set(only) == {"one_hot"}
 
 
-def test_response_uses_typed_fields_and_resolved_model_spec(
-    shared_server, stubs, images
-):
+def test_response_uses_typed_fields_and_resolved_model_spec(shared_server, stubs, images):
     stub = stubs(shared_server.address)
-    response = stub.prediction.Predict(
-        predict_request({"images": images[:3]}), timeout=30
-    )
+    response = stub.prediction.Predict(predict_request({"images": images[:3]}), timeout=30)
     codes, one_hot = response.outputs["codes"], response.outputs["one_hot"]
     assert codes.tensor_content == b"" and len(codes.int64_val) == 3 * N
     assert codes.dtype == tf.int64.as_datatype_enum
     assert [d.size for d in codes.tensor_shape.dim] == [3, N]
     assert one_hot.tensor_content == b"" and len(one_hot.float_val) == 3 * N * K
-    np.testing.assert_array_equal(
-        tf.make_ndarray(codes), np.array(codes.int64_val).reshape(3, N)
-    )
+    np.testing.assert_array_equal(tf.make_ndarray(codes), np.array(codes.int64_val).reshape(3, N))
     # An empty signature_name resolves to serving_default, the version to 1.
     assert response.model_spec.name == MODEL_NAME
     assert response.model_spec.signature_name == "serving_default"

@@ -62,9 +62,7 @@ def test_sigterm_finishes_requests_in_flight_then_exits_0(make_base):
         response = in_flight.result()
         assert tf_float(response.outputs["elapsed"]) >= 2.0
         assert process.wait(timeout=60) == 0
-        error = rpc_error(
-            stub.prediction.Predict, predict_request({"seconds": 0.0}), 10
-        )
+        error = rpc_error(stub.prediction.Predict, predict_request({"seconds": 0.0}), 10)
         assert error.code() == grpc.StatusCode.UNAVAILABLE
         stub.channel.close()
     finally:
@@ -105,24 +103,16 @@ def test_stop_waits_for_requests_in_flight(make_base, start_server, stubs):
     assert server.wait(0)
 
 
-def test_concurrent_rpc_limit_answers_resource_exhausted(
-    make_base, start_server, stubs
-):
-    server = start_server(
-        make_base(versions=(1,)), max_workers=4, max_concurrent_rpcs=2
-    )
+def test_concurrent_rpc_limit_answers_resource_exhausted(make_base, start_server, stubs):
+    server = start_server(make_base(versions=(1,)), max_workers=4, max_concurrent_rpcs=2)
     stub = stubs(server.address)
     _wait_request(stub, 0.0).result()  # connected
     busy = [_wait_request(stub, 1.5) for _ in range(2)]
     time.sleep(0.5)
-    error = rpc_error(
-        stub.prediction.Predict, predict_request({"seconds": 0.0}, signature="wait")
-    )
+    error = rpc_error(stub.prediction.Predict, predict_request({"seconds": 0.0}, signature="wait"))
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert all(tf_float(f.result().outputs["elapsed"]) >= 1.5 for f in busy)
-    stub.prediction.Predict(
-        predict_request({"seconds": 0.0}, signature="wait"), timeout=30
-    )
+    stub.prediction.Predict(predict_request({"seconds": 0.0}, signature="wait"), timeout=30)
 
 
 def _self_signed(directory, name):
@@ -150,9 +140,7 @@ def certificates(tmp_path_factory):
 
 def test_tls(make_base, start_server, certificates, images):
     (cert, key), _ = certificates
-    server = start_server(
-        make_base(versions=(1,)), tls_cert_file=cert, tls_key_file=key
-    )
+    server = start_server(make_base(versions=(1,)), tls_cert_file=cert, tls_key_file=key)
     with ServingClient(server.address, MODEL_NAME, root_certificates=cert) as client:
         assert client.encode(images[:2]).shape[0] == 2
     with ServingClient(server.address, MODEL_NAME, retries=0) as plain:
@@ -177,9 +165,7 @@ def test_mutual_tls(make_base, start_server, certificates):
         certificate_chain=client_cert,
     ) as client:
         assert client.status()[0]["state"] == "AVAILABLE"
-    with ServingClient(
-        server.address, MODEL_NAME, root_certificates=cert, retries=0
-    ) as c:
+    with ServingClient(server.address, MODEL_NAME, root_certificates=cert, retries=0) as c:
         with pytest.raises(ServingError) as info:
             c.status()
         assert info.value.code == grpc.StatusCode.UNAVAILABLE

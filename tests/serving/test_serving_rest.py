@@ -17,9 +17,7 @@ def _call(server, path, body=None, method=None):
     """(HTTP status, parsed JSON body) of a request to the server's REST port."""
     url = f"http://127.0.0.1:{server.rest_port}{path}"
     data = (
-        None
-        if body is None
-        else (body if isinstance(body, bytes) else json.dumps(body).encode())
+        None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
     )
     request = urllib.request.Request(url, data=data, method=method)
     try:
@@ -79,9 +77,7 @@ def test_predict_row_and_columnar_formats(shared_server, reference, images):
     status, body = _call(shared_server, path, {"instances": batch.tolist()})
     assert status == 200
     assert [row["codes"] for row in body["predictions"]] == codes
-    np.testing.assert_array_equal(
-        [row["one_hot"] for row in body["predictions"]], one_hot
-    )
+    np.testing.assert_array_equal([row["one_hot"] for row in body["predictions"]], one_hot)
 
     status, body = _call(shared_server, path, {"inputs": {"images": batch.tolist()}})
     assert status == 200 and body["outputs"]["codes"] == codes
@@ -91,12 +87,8 @@ def test_predict_row_and_columnar_formats(shared_server, reference, images):
         "signature_name": "decode",
         "instances": [{"codes": row} for row in codes],
     }
-    status, body = _call(
-        shared_server, f"/v1/models/{MODEL_NAME}/versions/1:predict", decode
-    )
-    means = reference[1].signatures["decode"](codes=tf.constant(codes, tf.int64))[
-        "means"
-    ]
+    status, body = _call(shared_server, f"/v1/models/{MODEL_NAME}/versions/1:predict", decode)
+    means = reference[1].signatures["decode"](codes=tf.constant(codes, tf.int64))["means"]
     assert status == 200
     np.testing.assert_allclose(body["predictions"], means.numpy(), rtol=1e-6)
     status, body = _call(

@@ -18,9 +18,7 @@ ARRAYS = {
     "bfloat16": RNG.random(4).astype(BFLOAT16),
     "int32": RNG.integers(-(2**31), 2**31, (5,), dtype=np.int32),
     "int64": RNG.integers(-(2**63), 2**63 - 1, (4, 3), dtype=np.int64),
-    "int64 varint edges": np.array(
-        [0, 1, 127, 128, 300, 2**40, -1, -(2**63)], np.int64
-    ),
+    "int64 varint edges": np.array([0, 1, 127, 128, 300, 2**40, -1, -(2**63)], np.int64),
     "uint64": np.array([0, 2**64 - 1, 2**63, 5], np.uint64),
     "uint32": np.array([0, 2**32 - 1, 7], np.uint32),
     "int8": np.array([-128, -1, 0, 127], np.int8),
@@ -103,9 +101,7 @@ def test_tf_make_tensor_proto_is_read():
 
 
 def test_str_arrays_are_sent_as_utf8_strings():
-    proto = tensor_pb2.TensorProto.FromString(
-        tensors.typed_tensor_bytes(np.array(["é", "b"]))
-    )
+    proto = tensor_pb2.TensorProto.FromString(tensors.typed_tensor_bytes(np.array(["é", "b"])))
     assert proto.dtype == types_pb2.DT_STRING and list(proto.string_val) == [
         b"\xc3\xa9",
         b"b",
@@ -151,9 +147,7 @@ def test_tensorflow_shorthands_for_typed_fields():
             "cannot use tensor_content",
         ),
         (
-            tensor_pb2.TensorProto(
-                dtype=types_pb2.DT_FLOAT, tensor_shape={"unknown_rank": True}
-            ),
+            tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, tensor_shape={"unknown_rank": True}),
             "unknown rank",
         ),
     ],

@@ -53,9 +53,7 @@ def input_size(client):
 
 def test_metadata_and_status(client):
     signatures = client.metadata()
-    assert {"encode", "decode", "serving_default", "__saved_model_init_op"} <= set(
-        signatures
-    )
+    assert {"encode", "decode", "serving_default", "__saved_model_init_op"} <= set(signatures)
     assert signatures["encode"].outputs["codes"].dtype == types_pb2.DT_INT64
     assert signatures["encode"].inputs["images"].tensor_shape.dim[0].size == -1
     assert any(s["state"] == "AVAILABLE" for s in client.status())
@@ -71,9 +69,7 @@ def test_encode_decode_round_trip(client, input_size):
 
 def test_typed_fields_and_model_spec(input_size):
     stub = Stubs(ADDRESS)
-    request = predict_request(
-        {"images": np.zeros((2, input_size), np.float32)}, name=MODEL
-    )
+    request = predict_request({"images": np.zeros((2, input_size), np.float32)}, name=MODEL)
     response = stub.prediction.Predict(request, timeout=60)
     assert response.model_spec.signature_name == "serving_default"
     assert response.model_spec.version.value > 0

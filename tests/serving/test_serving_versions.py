@@ -22,28 +22,18 @@ State = get_model_status_pb2.ModelVersionStatus.State
 
 
 def _served_version(stub, images, **spec):
-    response = stub.prediction.Predict(
-        predict_request({"images": images}, **spec), timeout=30
-    )
+    response = stub.prediction.Predict(predict_request({"images": images}, **spec), timeout=30)
     return response.model_spec.version.value, tf.make_ndarray(response.outputs["codes"])
 
 
 def _codes(reference, version, images):
-    return (
-        reference[version]
-        .signatures["encode"](images=tf.constant(images))["codes"]
-        .numpy()
-    )
+    return reference[version].signatures["encode"](images=tf.constant(images))["codes"].numpy()
 
 
 def _states(stub, name=MODEL_NAME):
-    request = get_model_status_pb2.GetModelStatusRequest(
-        model_spec=model_pb2.ModelSpec(name=name)
-    )
+    request = get_model_status_pb2.GetModelStatusRequest(model_spec=model_pb2.ModelSpec(name=name))
     response = stub.model.GetModelStatus(request, timeout=30)
-    return [
-        (s.version, s.state, s.status.error_code) for s in response.model_version_status
-    ]
+    return [(s.version, s.state, s.status.error_code) for s in response.model_version_status]
 
 
 def test_latest_version_is_served_and_non_numeric_dirs_are_skipped(
@@ -62,12 +52,8 @@ def test_latest_version_is_served_and_non_numeric_dirs_are_skipped(
     # Latest policy: version 1 was never loaded.
     assert _states(stub) == [(2, State.AVAILABLE, 0)]
     assert _served_version(stub, images, version=2)[0] == 2
-    error = rpc_error(
-        stub.prediction.Predict, predict_request({"images": images}, version=1)
-    )
-    assert (
-        error.details() == f"Servable not found for request: Specific({MODEL_NAME}, 1)"
-    )
+    error = rpc_error(stub.prediction.Predict, predict_request({"images": images}, version=1))
+    assert error.details() == f"Servable not found for request: Specific({MODEL_NAME}, 1)"
 
 
 def test_new_version_swaps_in_without_failing_requests(
@@ -205,9 +191,7 @@ def test_all_policy_and_labels_argument(make_base, start_server, stubs, images):
     assert _served_version(stub, images[:2])[0] == 2
 
 
-def test_reload_config_serves_exactly_the_new_models(
-    make_base, start_server, stubs, images
-):
+def test_reload_config_serves_exactly_the_new_models(make_base, start_server, stubs, images):
     base = make_base(versions=(1,))
     server = start_server(base)
     stub = stubs(server.address)
@@ -218,9 +202,7 @@ def test_reload_config_serves_exactly_the_new_models(
     config.version_labels["stable"] = 1
     response = stub.model.HandleReloadConfigRequest(request, timeout=60)
     assert response.status.error_code == 0
-    assert (
-        _served_version(stub, images[:2], name="other", version_label="stable")[0] == 1
-    )
+    assert _served_version(stub, images[:2], name="other", version_label="stable")[0] == 1
     error = rpc_error(stub.prediction.Predict, predict_request({"images": images[:2]}))
     assert error.code() == grpc.StatusCode.NOT_FOUND
 

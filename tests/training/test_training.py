@@ -13,7 +13,9 @@ import pytest
 from testing import BACKEND
 from testing import write_idx_dir
 
-pytestmark = pytest.mark.skipif(BACKEND != "tensorflow", reason="training runs use the TensorFlow backend")
+pytestmark = pytest.mark.skipif(
+    BACKEND != "tensorflow", reason="training runs use the TensorFlow backend"
+)
 
 if BACKEND == "tensorflow":
     from keras_gumbel import schedules
@@ -38,7 +40,9 @@ def test_a_run_writes_everything_a_user_needs(tmp_path):
     history = json.loads((run / "history.json").read_text())
     assert len(history["loss"]) == 2 and len(history["temperature"]) == 2
     assert metrics["steps"] == 14 and metrics["epochs"] == 2
-    assert metrics["temperature"] == pytest.approx(schedules.ExponentialDecay(1.0, 2e-2, 0.5, 4)(14))
+    assert metrics["temperature"] == pytest.approx(
+        schedules.ExponentialDecay(1.0, 2e-2, 0.5, 4)(14)
+    )
     on_disk = json.loads((run / "metrics.json").read_text())
     assert on_disk["test_negative_bound"] == metrics["test_negative_bound"]
     # The m-sample bound is tighter than one sample, and both beat nothing
@@ -70,7 +74,12 @@ def _cli(*args):
 
 
 def _env():
-    return {**os.environ, "KERAS_BACKEND": "tensorflow", "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return {
+        **os.environ,
+        "KERAS_BACKEND": "tensorflow",
+        "PYTHONPATH": str(ROOT),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
 
 
 def test_sigkill_then_resume_continues_at_the_same_step_and_temperature(tmp_path):
@@ -80,7 +89,9 @@ def test_sigkill_then_resume_continues_at_the_same_step_and_temperature(tmp_path
         "--anneal-rate", "2e-2", "--anneal-interval", "4", "--eval-samples", "10", "--quiet",
         "--output", str(run),
     ]  # fmt: skip
-    process = subprocess.Popen(_cli(*args), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        _cli(*args), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 240
     while not (run / "checkpoints" / "epoch-0003").exists():
         assert process.poll() is None, "training ended before it could be killed"
@@ -109,7 +120,9 @@ def test_sigkill_then_resume_continues_at_the_same_step_and_temperature(tmp_path
     assert metrics["steps"] == 7 * (epochs_done + 2)
     expected_tau = schedules.ExponentialDecay(1.0, 2e-2, 0.5, 4)
     assert metrics["temperature"] == pytest.approx(expected_tau(metrics["steps"]))
-    assert history["temperature"] == pytest.approx([expected_tau(7 * (e + 1)) for e in range(epochs_done + 2)])
+    assert history["temperature"] == pytest.approx(
+        [expected_tau(7 * (e + 1)) for e in range(epochs_done + 2)]
+    )
     csv_rows = (run / "history.csv").read_text().strip().splitlines()
     assert [int(r.split(",")[0]) for r in csv_rows[1:]] == list(range(1, epochs_done + 3))
 
@@ -120,20 +133,31 @@ def test_mirrored_strategy_trains_to_the_same_quality(tmp_path):
     # their random streams, so the check is the quality: within 6% of the
     # loss. After 6 epochs single-device runs of seeds 0 to 2 spread over
     # 176 to 188 nats (+-3.5%), and mirrored runs fell inside that range.
-    config = RunConfig(epochs=6, batch_size=100, eval_samples=50, num_vars=10, anneal_rate=1e-3, anneal_interval=50)
+    config = RunConfig(
+        epochs=6, batch_size=100, eval_samples=50, num_vars=10, anneal_rate=1e-3, anneal_interval=50
+    )
     single = train(config, tmp_path / "one", verbose=0)
     mirrored = train(config.replace(strategy="mirrored"), tmp_path / "two", verbose=0)
     assert mirrored["steps"] == single["steps"] == 210
     assert mirrored["temperature"] == pytest.approx(single["temperature"])
     for key in ("test_single_sample_loss", "test_negative_bound"):
-        assert abs(mirrored[key] - single[key]) < 0.06 * single[key], (key, single[key], mirrored[key])
+        assert abs(mirrored[key] - single[key]) < 0.06 * single[key], (
+            key,
+            single[key],
+            mirrored[key],
+        )
     assert mirrored["test_negative_bound"] < 0.9 * mirrored["test_independent_pixels_nll"]
 
 
 def test_resume_rejects_data_that_no_longer_matches(tmp_path):
     data = write_idx_dir(tmp_path / "idx", height=8, width=8)
     run = tmp_path / "run"
-    train(RunConfig(data=str(data), epochs=1, batch_size=20, eval_samples=5, num_vars=4), run, verbose=0, evaluate_after=False)
+    train(
+        RunConfig(data=str(data), epochs=1, batch_size=20, eval_samples=5, num_vars=4),
+        run,
+        verbose=0,
+        evaluate_after=False,
+    )
     write_idx_dir(tmp_path / "idx", height=10, width=10)
     with pytest.raises(RunError, match=r"images are \(10, 10\).*trained on \(8, 8\)"):
         train(RunConfig(epochs=2), run, resume=True, verbose=0)
@@ -158,13 +182,19 @@ def test_multi_worker_training_through_tf_config(tmp_path):
     run = tmp_path / "run"
     cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
     args = [
-        "train", "categorical-vae", "--strategy", "multi-worker", "--epochs", "2", "--batch-size", "250",
-        "--num-vars", "6", "--eval-samples", "10", "--quiet", "--output", str(run),
+        "train", "categorical-vae", "--strategy", "multi-worker", "--epochs", "2",
+        "--batch-size", "250", "--num-vars", "6", "--eval-samples", "10", "--quiet",
+        "--output", str(run),
     ]  # fmt: skip
     workers = [
         subprocess.Popen(
             _cli(*args),
-            env={**_env(), "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})},
+            env={
+                **_env(),
+                "TF_CONFIG": json.dumps(
+                    {"cluster": cluster, "task": {"type": "worker", "index": i}}
+                ),
+            },
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -172,7 +202,7 @@ def test_multi_worker_training_through_tf_config(tmp_path):
         for i in range(2)
     ]
     results = [w.communicate(timeout=300) for w in workers]
-    for worker, (_, err) in zip(workers, results):
+    for worker, (_, err) in zip(workers, results, strict=False):
         assert worker.returncode == 0, err[-2000:]
     metrics = json.loads((run / "metrics.json").read_text())
     # 3,500 images in global batches of 250: 14 synchronized steps an epoch.
