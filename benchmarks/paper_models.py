@@ -12,6 +12,7 @@ Usage:
 
 import argparse
 import json
+import os
 import platform
 import shlex
 import subprocess
@@ -87,7 +88,7 @@ def main():
         metrics = json.loads((run_dir / "metrics.json").read_text())
         rows.append({"label": label, "command": shlex.join(command), **metrics})
     payload = {
-        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, 2 cores",
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
         "script": "python benchmarks/paper_models.py "
         + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         "runs": rows,
@@ -99,7 +100,7 @@ def main():
         "",
         f"Made by `{payload['script']}` on {payload['machine']}.",
         "",
-        "| model | test -IW bound, m=1000 (nats) | single-sample -ELBO | independent pixels "
+        "| model | test -IW bound, m=1000 (nats, ± s.e.) | single-sample -ELBO | independent pixels "
         "| epochs | train time |",
         "|---|---|---|---|---|---|",
     ]
