@@ -26,15 +26,8 @@ import keras
 
 from keras_gumbel.serialization import register
 from keras_gumbel.validation import check_positive_float
+from keras_gumbel.validation import check_positive_int
 from keras_gumbel.validation import is_number
-
-
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(
-            f"Invalid value received for argument `{name}`. Expected an "
-            f"integer >= 1. Received: {name}={value!r}"
-        )
 
 
 def _check_step(step):
@@ -115,7 +108,7 @@ class ExponentialDecay(TemperatureSchedule):
                 f"finite float >= 0. Received: rate={rate!r}"
             )
         check_positive_float("minimum", minimum)
-        _check_positive_int("interval", interval)
+        check_positive_int("interval", interval)
         self.initial = float(initial)
         self.rate = float(rate)
         self.minimum = float(minimum)
@@ -171,7 +164,7 @@ class _Interpolation(TemperatureSchedule):
     def __init__(self, initial=1.0, final=0.5, steps=10000):
         check_positive_float("initial", initial)
         check_positive_float("final", final)
-        _check_positive_int("steps", steps)
+        check_positive_int("steps", steps)
         self.initial = float(initial)
         self.final = float(final)
         self.steps = steps

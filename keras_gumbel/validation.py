@@ -49,3 +49,15 @@ def check_float_tensor(name, x):
             f"Expected a floating-point tensor for argument `{name}`. "
             f"Received: {name}.dtype={dtype}"
         )
+
+
+def check_positive_int(name, value, minimum=1):
+    """Raises ValueError unless `value` is an integer >= `minimum`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(_invalid(name, f"an integer >= {minimum}", value))
+
+
+def check_choice(name, value, choices):
+    """Raises ValueError unless `value` is one of `choices`."""
+    if value not in choices:
+        raise ValueError(_invalid(name, f"one of {tuple(choices)}", value))
