@@ -1,19 +1,24 @@
-"""Figures of a training run, written as PNG files with matplotlib's Agg backend."""
+"""Figures of a training run, written as PNG files.
+
+Figures are drawn on `matplotlib.figure.Figure` objects, never through
+pyplot, so importing this module leaves the process's matplotlib backend
+alone (figures in a notebook keep showing inline).
+"""
 
 import math
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+def _subplots(rows=1, columns=1, figsize=None, squeeze=True):
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(rows, columns, squeeze=squeeze)
 
 
 def _save(fig, path):
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return str(path)
 
 
@@ -27,7 +32,7 @@ def plot_training(history, path, title=""):
     """
     epochs = np.arange(1, len(history.get("loss", [])) + 1)
     has_tau = bool(history.get("temperature"))
-    fig, axes = plt.subplots(1, 2 if has_tau else 1, figsize=(10 if has_tau else 5.5, 3.6))
+    fig, axes = _subplots(1, 2 if has_tau else 1, figsize=(10 if has_tau else 5.5, 3.6))
     axes = np.atleast_1d(axes)
     for key, label in (
         ("loss", "train (training objective)"),
@@ -61,7 +66,7 @@ def plot_image_rows(rows, labels, image_shape, path, title=""):
         title: Figure title.
     """
     n = min(len(r) for r in rows)
-    fig, axes = plt.subplots(len(rows), n, figsize=(n * 0.9, len(rows) * 1.0 + 0.4), squeeze=False)
+    fig, axes = _subplots(len(rows), n, figsize=(n * 0.9, len(rows) * 1.0 + 0.4), squeeze=False)
     for r, (images, label) in enumerate(zip(rows, labels, strict=False)):
         for c in range(n):
             ax = axes[r, c]
@@ -77,7 +82,7 @@ def plot_image_rows(rows, labels, image_shape, path, title=""):
 def plot_image_grid(images, image_shape, path, title="", columns=10):
     """Images in a grid of `columns` columns."""
     rows = math.ceil(len(images) / columns)
-    fig, axes = plt.subplots(
+    fig, axes = _subplots(
         rows, columns, figsize=(columns * 0.9, rows * 0.9 + 0.4), squeeze=False
     )
     for i, ax in enumerate(axes.flat):
@@ -112,7 +117,7 @@ def plot_code_usage(codes, num_classes, path, title=""):
     else:
         data, xlabel, ylabel = usage, "class", "latent variable"
         label = "fraction of images"
-    fig, ax = plt.subplots(
+    fig, ax = _subplots(
         figsize=(max(4, data.shape[1] * 0.35 + 1.5), max(3, data.shape[0] * 0.25 + 1))
     )
     im = ax.imshow(
