@@ -100,7 +100,8 @@ def main():
         "",
         f"Made by `{payload['script']}` on {payload['machine']}.",
         "",
-        "| model | test -IW bound, m=1000 (nats, ± s.e.) | single-sample -ELBO | independent pixels "
+        "| model | test -IW bound, m=1000 (nats, ± s.e.) | single-sample -ELBO "
+        "| independent pixels "
         "| epochs | train time |",
         "|---|---|---|---|---|---|",
     ]

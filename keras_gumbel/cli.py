@@ -77,7 +77,9 @@ def _add_train_arguments(parser):
     opt.add_argument(
         "--estimator",
         default="gumbel_softmax",
-        help="gradient estimator: gumbel_softmax, st_gumbel_softmax, straight_through, ...",
+        help="gradient estimator: gumbel_softmax, st_gumbel_softmax, straight_through, "
+        "annealed_straight_through, score_function, darn, muprop, reinmax, gumbel_rao, "
+        "gapped_straight_through (default: %(default)s)",
     )
     tau = parser.add_argument_group("temperature")
     tau.add_argument(

@@ -55,9 +55,7 @@ def _check_temperature(temperature):
 
 def _num_classes(x, axis):
     rank = len(x.shape)
-    if not isinstance(axis, int) or isinstance(axis, bool) or not (
-        -rank <= axis < rank
-    ):
+    if not isinstance(axis, int) or isinstance(axis, bool) or not (-rank <= axis < rank):
         raise ValueError(
             "Invalid value received for argument `axis`. Expected an integer "
             f"in [-{rank}, {rank}) for inputs of rank {rank}. Received: "
@@ -90,9 +88,7 @@ def _float32_logits(logits, mask):
 
 def uniform_noise(shape, seed=None):
     """Float32 uniform noise on `[tiny, 1)`, safe to pass to `log`."""
-    return keras.random.uniform(
-        shape, minval=_TINY, maxval=1.0, dtype="float32", seed=seed
-    )
+    return keras.random.uniform(shape, minval=_TINY, maxval=1.0, dtype="float32", seed=seed)
 
 
 def gumbel_noise(shape, dtype="float32", seed=None):
@@ -157,9 +153,7 @@ def one_hot_argmax(logits, axis=-1, mask=None):
     return ops.cast(_apply_mask(one_hot, mask), logits.dtype)
 
 
-def gumbel_softmax(
-    logits, temperature=1.0, axis=-1, hard=False, mask=None, seed=None
-):
+def gumbel_softmax(logits, temperature=1.0, axis=-1, hard=False, mask=None, seed=None):
     """Draws a Gumbel-Softmax (Concrete) sample along `axis`.
 
     With `g_i` i.i.d. Gumbel(0, 1) noise and temperature `tau > 0`:
@@ -202,17 +196,13 @@ def gumbel_softmax(
     _check_temperature(temperature)
     num_classes = _num_classes(logits, axis)
     x = _float32_logits(logits, mask)
-    scores = (x + gumbel_noise(ops.shape(x), seed=seed)) / ops.cast(
-        temperature, "float32"
-    )
+    scores = (x + gumbel_noise(ops.shape(x), seed=seed)) / ops.cast(temperature, "float32")
     if mask is not None:
         scores = ops.where(mask, scores, _MASKED_SCORE)
     y = ops.softmax(scores, axis=axis)
     if hard:
         index = ops.argmax(scores, axis=axis)
-        y = straight_through(
-            y, ops.one_hot(index, num_classes, axis=axis, dtype="float32")
-        )
+        y = straight_through(y, ops.one_hot(index, num_classes, axis=axis, dtype="float32"))
     return ops.cast(_apply_mask(y, mask), logits.dtype)
 
 
@@ -265,9 +255,7 @@ def gumbel_sigmoid(logits, temperature=1.0, hard=False, mask=None, seed=None):
     check_float_tensor("logits", logits)
     _check_temperature(temperature)
     x = _float32_logits(logits, mask)
-    scores = (x + logistic_noise(ops.shape(x), seed=seed)) / ops.cast(
-        temperature, "float32"
-    )
+    scores = (x + logistic_noise(ops.shape(x), seed=seed)) / ops.cast(temperature, "float32")
     y = ops.sigmoid(scores)
     if hard:
         y = straight_through(y, ops.cast(scores > 0, "float32"))

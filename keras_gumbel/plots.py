@@ -82,9 +82,7 @@ def plot_image_rows(rows, labels, image_shape, path, title=""):
 def plot_image_grid(images, image_shape, path, title="", columns=10):
     """Images in a grid of `columns` columns."""
     rows = math.ceil(len(images) / columns)
-    fig, axes = _subplots(
-        rows, columns, figsize=(columns * 0.9, rows * 0.9 + 0.4), squeeze=False
-    )
+    fig, axes = _subplots(rows, columns, figsize=(columns * 0.9, rows * 0.9 + 0.4), squeeze=False)
     for i, ax in enumerate(axes.flat):
         if i < len(images):
             ax.imshow(np.reshape(images[i], image_shape), cmap="gray", vmin=0, vmax=1)

@@ -11,7 +11,7 @@ registered for Keras serialization.
 | `ExponentialDecay`   | `max(minimum, initial * exp(-rate * floor(step / interval) * interval))` |
 | `GeometricDecay`     | `max(minimum, initial * decay ** step)`                |
 | `LinearDecay`        | `initial + (final - initial) * min(step, steps) / steps` |
-| `CosineDecay`        | `final + (initial - final) * (1 + cos(pi * min(step, steps) / steps)) / 2` |
+| `CosineDecay`        | `final + (initial - final) * (1 + cos(pi * min(step, steps) / steps))/2` |
 
 `ExponentialDecay` is the schedule of Jang et al. (2017): tau starts at 1,
 decays as `exp(-r t)` with `r` in {1e-5, 1e-4} (VAE) or 3e-5
@@ -240,8 +240,7 @@ def get(identifier, **kwargs):
         return _NAMES[identifier](**kwargs)
     if kwargs:
         raise TypeError(
-            "Keyword arguments are only accepted with a schedule name. "
-            f"Received: {sorted(kwargs)}"
+            f"Keyword arguments are only accepted with a schedule name. Received: {sorted(kwargs)}"
         )
     if isinstance(identifier, dict):
         return keras.saving.deserialize_keras_object(identifier)

@@ -35,9 +35,7 @@ def check_bool(name, value):
 
 def check_optional_int(name, value):
     """Raises TypeError unless `value` is None or an integer."""
-    if value is not None and (
-        isinstance(value, bool) or not isinstance(value, numbers.Integral)
-    ):
+    if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
         raise TypeError(_invalid(name, "an integer or None", value))
 
 

@@ -81,9 +81,7 @@ class TemperatureScheduler(keras.callbacks.Callback):
         if self.layers is not None:
             layers = self.layers
             for layer in layers:
-                if not isinstance(
-                    getattr(layer, "temperature_variable", None), keras.Variable
-                ):
+                if not isinstance(getattr(layer, "temperature_variable", None), keras.Variable):
                     raise ValueError(
                         "TemperatureScheduler received a layer without a "
                         f"temperature: {layer.name!r} ({type(layer).__name__})."
@@ -146,8 +144,7 @@ class TemperatureScheduler(keras.callbacks.Callback):
         value = self._set(self._epoch_start_step)
         if self.verbose and value != previous:
             print(
-                f"\nEpoch {epoch + 1}: TemperatureScheduler setting the "
-                f"temperature to {value:.6g}."
+                f"\nEpoch {epoch + 1}: TemperatureScheduler setting the temperature to {value:.6g}."
             )
 
     def on_train_batch_begin(self, batch, logs=None):

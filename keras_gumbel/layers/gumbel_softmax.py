@@ -128,9 +128,7 @@ class GumbelSoftmax(TemperatureLayer):
     def deterministic(self, logits, temperature, mask):
         if self.hard:
             return gumbel_ops.one_hot_argmax(logits, axis=self.axis, mask=mask)
-        return gumbel_ops.tempered_softmax(
-            logits, temperature, axis=self.axis, mask=mask
-        )
+        return gumbel_ops.tempered_softmax(logits, temperature, axis=self.axis, mask=mask)
 
     def get_config(self):
         config = super().get_config()

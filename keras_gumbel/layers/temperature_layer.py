@@ -92,9 +92,7 @@ class TemperatureLayer(keras.layers.Layer):
             initializer=keras.initializers.Constant(self.temperature),
             trainable=learn_temperature,
             autocast=False,
-            constraint=(
-                TemperatureFloor(self.min_temperature) if learn_temperature else None
-            ),
+            constraint=(TemperatureFloor(self.min_temperature) if learn_temperature else None),
         )
         self.supports_masking = True
 

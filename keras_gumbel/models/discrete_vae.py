@@ -29,9 +29,7 @@ def step_logs(logs):
 
 
 def mlp(units, name):
-    return keras.Sequential(
-        [keras.layers.Dense(n, activation="relu") for n in units], name=name
-    )
+    return keras.Sequential([keras.layers.Dense(n, activation="relu") for n in units], name=name)
 
 
 def check_choice(name, value, choices):
@@ -192,7 +190,7 @@ class DiscreteVAE(keras.Model):
             # sums the replicas' gradients.
             loss = tf.reduce_mean(total) / tf.distribute.get_strategy().num_replicas_in_sync
         gradients = tape.gradient(loss, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables, strict=False))
         return self._update(reconstruction, kl)
 
     def test_step(self, data):
@@ -234,9 +232,7 @@ class DiscreteVAE(keras.Model):
         log_q = self.latent.distribution(logits).log_prob(z)
         log_prior = self.latent.distribution(self.prior_logits).log_prob(z)
         flat_x = self._flatten(x)
-        x_logits = tf.reshape(
-            self.pixel_logits(z), [num_samples, -1, self.input_dim]
-        )
+        x_logits = tf.reshape(self.pixel_logits(z), [num_samples, -1, self.input_dim])
         log_px = -tf.reduce_sum(
             tf.nn.sigmoid_cross_entropy_with_logits(
                 labels=tf.broadcast_to(flat_x, tf.shape(x_logits)), logits=x_logits

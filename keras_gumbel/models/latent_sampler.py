@@ -17,13 +17,17 @@ class LatentSampler(TemperatureLayer):
 
     Args:
         kind: `"categorical"` (classes on the last axis) or `"bernoulli"`.
-        estimator: String. A name from `keras_gumbel.estimators.ESTIMATORS`.
+        estimator: String or dict. A name from
+            `keras_gumbel.estimators.ESTIMATORS`, or a config dict such as
+            `{"class_name": "gumbel_rao", "config": {"num_samples": 100}}`.
         temperature: Float > 0. Initial temperature.
         seed: Optional integer seed.
         **kwargs: Base layer keyword arguments.
     """
 
-    def __init__(self, kind="categorical", estimator="gumbel_softmax", temperature=1.0, seed=None, **kwargs):
+    def __init__(
+        self, kind="categorical", estimator="gumbel_softmax", temperature=1.0, seed=None, **kwargs
+    ):
         super().__init__(temperature=temperature, seed=seed, **kwargs)
         estimators_lib.check_kind(kind)
         self.kind = kind

@@ -53,14 +53,10 @@ class CategoricalLatent:
 
     def kl(self, logits, prior_logits):
         """KL(q || p) per example, summed over the variables."""
-        return tfd.kl_divergence(
-            self.distribution(logits), self.distribution(prior_logits)
-        )
+        return tfd.kl_divergence(self.distribution(logits), self.distribution(prior_logits))
 
     def mode(self, logits):
-        return tf.one_hot(
-            tf.argmax(logits, axis=-1), self.num_classes, dtype=tf.float32
-        )
+        return tf.one_hot(tf.argmax(logits, axis=-1), self.num_classes, dtype=tf.float32)
 
     def to_codes(self, sample):
         return tf.argmax(sample, axis=-1, output_type=tf.int64)
@@ -100,9 +96,7 @@ class BernoulliLatent:
         )
 
     def kl(self, logits, prior_logits):
-        return tfd.kl_divergence(
-            self.distribution(logits), self.distribution(prior_logits)
-        )
+        return tfd.kl_divergence(self.distribution(logits), self.distribution(prior_logits))
 
     def mode(self, logits):
         return tf.cast(logits > 0, tf.float32)
@@ -130,4 +124,3 @@ def make_latent(kind, num_vars, num_classes=10):
         "Invalid value received for argument `latent`. Expected 'categorical' "
         f"or 'bernoulli'. Received: latent={kind!r}"
     )
-

@@ -136,13 +136,77 @@ class StochasticBinaryNetwork(keras.Model):
         return [self.loss_tracker]
 
     def train_step(self, data):
+        """One step on the single-sample NLL `-log p(x_lower | h)`.
+
+        Pathwise estimators backpropagate through every layer's sample.
+        Surrogate (score-function family) estimators draw exact samples
+        with no gradient path and add, for each stochastic layer `i`,
+        `estimator.surrogate(objective_i, h_i, logits_i, kind)`, where
+        `objective_i(h)` is the downstream NLL as a function of layer
+        `i`'s value: the layers above `i` are drawn again from `h` with the
+        noise of this step's samples (common random numbers). At the
+        step's own `h_i` it is therefore exactly the step's loss, the
+        learning signal of every layer, as in REINFORCE for stochastic
+        networks. Away from `h_i` (MuProp's `f(mu)`, the derivatives of
+        DARN and MuProp) the layers above are straight-through
+        Gumbel-Softmax samples of that noise, so `objective_i` has a
+        derivative; it only enters control variates or, for DARN, a
+        biased signal, so MuProp stays unbiased. The output layer's
+        weights get the pathwise gradient of the NLL; each layer's logits
+        only get their own surrogate's.
+        """
         x_upper, x_lower = data[:2]
         self._ensure_built(x_upper, x_lower)
+        estimators = [sampler._estimator for sampler in self.samplers]
         with tf.GradientTape() as tape:
-            nll = -bernoulli_log_likelihood(x_lower, self(x_upper, training=True))
-            loss = tf.reduce_mean(nll) / tf.distribute.get_strategy().num_replicas_in_sync
+            if not any(e.uses_surrogate for e in estimators):
+                nll = -bernoulli_log_likelihood(x_lower, self(x_upper, training=True))
+                total = nll
+            else:
+                kind = self.latent.kind
+                noise = []
+                logits = []
+                samples = []
+
+                def draw(j, layer_logits, smooth):
+                    # An exact sample of the noise's scores; with `smooth`,
+                    # straight-through Gumbel-Softmax of the same noise.
+                    scores = tf.cast(layer_logits, tf.float32) + noise[j]
+                    if kind == "categorical":
+                        hard = tf.one_hot(tf.argmax(scores, axis=-1), self.num_classes)
+                        soft = tf.nn.softmax(scores / self.samplers[j].temperature_variable)
+                    else:
+                        hard = tf.cast(scores > 0, tf.float32)
+                        soft = tf.sigmoid(scores / self.samplers[j].temperature_variable)
+                    return hard + (soft - tf.stop_gradient(soft)) if smooth else hard
+
+                def output_logits(h):
+                    return self.output_layer(tf.reshape(h, [tf.shape(h)[0], -1]))
+
+                h = tf.cast(x_upper, tf.float32)
+                for i, sampler in enumerate(self.samplers):
+                    layer_logits = self._layer_logits(i, h)
+                    shape = tf.shape(layer_logits)
+                    seed = sampler.seed_generator
+                    noise.append(estimators_lib.sample_noise(shape, kind, seed=seed))
+                    h = tf.stop_gradient(draw(i, layer_logits, smooth=False))
+                    logits.append(layer_logits)
+                    samples.append(h)
+                nll = -bernoulli_log_likelihood(x_lower, output_logits(h))
+                total = nll
+                for i, estimator in enumerate(estimators):
+
+                    def objective(value, i=i):
+                        for j in range(i + 1, self.num_layers):
+                            value = draw(j, self._layer_logits(j, value), smooth=True)
+                        return -bernoulli_log_likelihood(x_lower, output_logits(value))
+
+                    surrogate = estimator.surrogate(objective, samples[i], logits[i], kind)
+                    if surrogate is not None:
+                        total = total + surrogate
+            loss = tf.reduce_mean(total) / tf.distribute.get_strategy().num_replicas_in_sync
         gradients = tape.gradient(loss, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables, strict=False))
         self.loss_tracker.update_state(nll)
         return step_logs({"loss": self.loss_tracker.result()})
 

@@ -1,0 +1,74 @@
+"""MuProp: a Taylor-expansion control variate around the mean-field point."""
+
+from keras import ops
+
+from keras_gumbel.estimators.estimator import check_kind
+from keras_gumbel.estimators.estimator import log_prob
+from keras_gumbel.estimators.estimator import mean
+from keras_gumbel.estimators.estimator import per_example
+from keras_gumbel.estimators.estimator import value_and_gradient
+from keras_gumbel.estimators.score_function import ScoreFunctionEstimator
+
+
+class MuPropEstimator(ScoreFunctionEstimator):
+    """MuProp (Gu et al. 2016): score function with a Taylor control variate.
+
+    With `mu = E[z]` (`softmax(l)` or `sigmoid(l)`), the mean-field point,
+    the baseline is the first-order Taylor expansion of the objective there,
+    `b(z) = f(mu) + f'(mu) . (z - mu)`, and its expectation's gradient is
+    added back analytically:
+
+    ```
+    r      = f(z) - f(mu) - f'(mu) . (z - mu)
+    grad_l = s * (r - c) * grad_l log q(z | l)  +  f'(mu) . d mu / d l
+    ```
+
+    `b` is linear in `z` with coefficients that do not depend on the
+    sample, so `E[b(z) grad log q(z)] = f'(mu) . d mu / d l` and, with
+    `s = 1`, the estimate is unbiased (`c` is a running mean of `r` from
+    earlier steps, which does not change the expectation). The second term
+    is the deterministic mean-field gradient; the first, a score function
+    on the residual `r`, corrects it.
+
+    Variance normalization (`normalize=True`, the default, as in the
+    paper's experiments) divides the residual's learning signal by
+    `s = max(1, running std of r)`, like the learning signal of
+    `ScoreFunctionEstimator`; the mean-field term is not a learning signal
+    and is not scaled. When the residual's spread exceeds 1 nat this
+    shrinks the correction and biases the estimate toward the mean-field
+    gradient; `normalize=False` gives the exactly unbiased estimator.
+
+    In a network of several stochastic layers (`StochasticBinaryNetwork`)
+    the objective of a layer is the downstream loss as a function of that
+    layer's value, and `f(mu)` is evaluated by feeding `mu` downstream.
+
+    Cost: two evaluations of `f` per sample (at `z` and at `mu`) and one
+    backward pass through it. Works for both kinds; needs the TensorFlow or
+    JAX backend for the derivative.
+
+    Args:
+        baseline: Boolean. Whether to subtract a running mean of `r`.
+        normalize: Boolean. Whether to divide by `max(1, running std of r)`.
+        decay: Float in [0, 1). Factor of the moving averages.
+        **kwargs: Base layer keyword arguments.
+
+    Reference:
+        - Gu, Levine, Sutskever & Mnih, "MuProp: Unbiased Backpropagation for
+          Stochastic Neural Networks", ICLR 2016.
+        - Jang, Gu & Poole, ICLR 2017, section 3.2 and Table 1.
+    """
+
+    name = "muprop"
+    biased = False
+    evaluations = 2
+
+    def surrogate(self, objective, sample, logits, kind):
+        check_kind(kind, self.kinds)
+        z = ops.stop_gradient(ops.cast(sample, "float32"))
+        f_z = ops.stop_gradient(ops.cast(objective(z), "float32"))
+        mu = mean(logits, kind)
+        mu_value = ops.stop_gradient(mu)
+        f_mu, gradient = value_and_gradient(objective, mu_value)
+        residual = f_z - f_mu - per_example(gradient * (z - mu_value))
+        centered, scale = self.standardize(residual)
+        return scale * centered * log_prob(z, logits, kind) + per_example(gradient * mu)
