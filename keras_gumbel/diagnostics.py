@@ -323,14 +323,13 @@ def plot_bias_variance(results, path, title=""):
     Returns:
         `str(path)`.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A Figure object, not pyplot: the process's backend stays as it is.
+    from matplotlib.figure import Figure
 
     if isinstance(results, BiasVariance):
         results = [results]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig = Figure(figsize=(11, 4))
+    axes = fig.subplots(1, 2)
     for i, result in enumerate(results):
         color = f"C{i % 10}"
         taus = result.temperatures
@@ -349,7 +348,6 @@ def plot_bias_variance(results, path, title=""):
         fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return str(path)
 
 
