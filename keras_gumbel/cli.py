@@ -7,7 +7,7 @@ fails fast, with a one-line error and exit status 2.
 import argparse
 import sys
 
-MODELS = ("categorical-vae", "bernoulli-vae", "sbn-bernoulli", "sbn-categorical")
+MODELS = ("categorical-vae", "bernoulli-vae", "sbn-bernoulli", "sbn-categorical", "semi-supervised")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -54,7 +54,9 @@ def _add_train_arguments(parser):
         "(default: %(default)s)",
     )
     from_config.add_argument(
-        "--binarization", choices=("static", "dynamic", "threshold"), default="static"
+        "--binarization",
+        choices=("static", "dynamic", "threshold"),
+        help="default: dynamic for semi-supervised (as in the paper), static otherwise",
     )
     from_config.add_argument(
         "--num-vars", type=_positive_int, help="latent variables (or units) per layer"
@@ -63,6 +65,19 @@ def _add_train_arguments(parser):
         "--num-classes", type=_positive_int, default=10, help="classes per categorical variable"
     )
     from_config.add_argument("--prior", choices=("uniform", "learned"), default="uniform")
+    from_config.add_argument(
+        "--num-labels",
+        type=_positive_int,
+        default=100,
+        help="semi-supervised: labelled training images, balanced over the classes "
+        "(default: %(default)s)",
+    )
+    from_config.add_argument(
+        "--alpha",
+        type=_positive_float,
+        default=1.0,
+        help="semi-supervised: weight of the labelled cross-entropy (default: %(default)s)",
+    )
     opt = parser.add_argument_group("optimization")
     opt.add_argument("--epochs", type=_positive_int, default=10)
     opt.add_argument("--batch-size", type=_positive_int, default=100)
@@ -79,7 +94,8 @@ def _add_train_arguments(parser):
         default="gumbel_softmax",
         help="gradient estimator: gumbel_softmax, st_gumbel_softmax, straight_through, "
         "annealed_straight_through, score_function, darn, muprop, reinmax, gumbel_rao, "
-        "gapped_straight_through (default: %(default)s)",
+        "gapped_straight_through; for semi-supervised: marginalize, gumbel_softmax, "
+        "st_gumbel_softmax (default: %(default)s)",
     )
     tau = parser.add_argument_group("temperature")
     tau.add_argument(
@@ -98,7 +114,10 @@ def _add_train_arguments(parser):
         help="r of exp(-r t), or the geometric decay",
     )
     tau.add_argument(
-        "--anneal-interval", type=_positive_int, default=1000, help="steps between recomputations"
+        "--anneal-interval",
+        type=_positive_int,
+        help="steps between recomputations (default: 2000 for semi-supervised, as in the "
+        "paper, 1000 otherwise)",
     )
     tau.add_argument(
         "--anneal-steps",
@@ -124,10 +143,11 @@ def _config_from_args(args):
     from keras_gumbel.training import RunConfig
 
     schedule = args.schedule or ("constant" if args.model.startswith("sbn-") else "exponential")
+    semi_supervised = args.model == "semi-supervised"
     return RunConfig(
         model=args.model,
         data=args.data,
-        binarization=args.binarization,
+        binarization=args.binarization or ("dynamic" if semi_supervised else "static"),
         epochs=args.epochs,
         batch_size=args.batch_size,
         optimizer=args.optimizer,
@@ -139,12 +159,14 @@ def _config_from_args(args):
         tau0=args.tau0,
         tau_min=args.tau_min,
         anneal_rate=args.anneal_rate,
-        anneal_interval=args.anneal_interval,
+        anneal_interval=args.anneal_interval or (2000 if semi_supervised else 1000),
         anneal_steps=args.anneal_steps,
         num_vars=args.num_vars,
         num_classes=args.num_classes,
         prior=args.prior,
         eval_samples=args.eval_samples,
+        num_labels=args.num_labels,
+        alpha=args.alpha,
         strategy=args.strategy,
         seed=args.seed,
     )
@@ -177,7 +199,7 @@ def cmd_train(args):
         overwrite=args.overwrite,
         verbose=0 if args.quiet else "auto",
     )
-    print(f"\nTest metrics of {args.output} (nats, lower is better):")
+    print(f"\nTest metrics of {args.output} (bounds in nats, lower is better):")
     _print_metrics(metrics)
 
 
@@ -185,7 +207,7 @@ def cmd_evaluate(args):
     from keras_gumbel import training
 
     metrics = training.evaluate(args.run_dir, num_samples=args.samples)
-    print(f"Test metrics of {args.run_dir} (nats, lower is better):")
+    print(f"Test metrics of {args.run_dir} (bounds in nats, lower is better):")
     _print_metrics(metrics)
 
 

@@ -32,7 +32,9 @@ def plot_training(history, path, title=""):
     """
     epochs = np.arange(1, len(history.get("loss", [])) + 1)
     has_tau = bool(history.get("temperature"))
-    fig, axes = _subplots(1, 2 if has_tau else 1, figsize=(10 if has_tau else 5.5, 3.6))
+    has_accuracy = bool(history.get("val_accuracy"))
+    panels = 1 + has_tau + has_accuracy
+    fig, axes = _subplots(1, panels, figsize=(4.5 * panels + 1, 3.6))
     axes = np.atleast_1d(axes)
     for key, label in (
         ("loss", "train (training objective)"),
@@ -44,11 +46,16 @@ def plot_training(history, path, title=""):
     axes[0].set_ylabel("loss (nats per example)")
     axes[0].legend()
     axes[0].grid(alpha=0.3)
-    if has_tau:
-        axes[1].plot(epochs, history["temperature"], color="tab:red")
+    if has_accuracy:
+        axes[1].plot(epochs, 100 * np.asarray(history["val_accuracy"]), color="tab:green")
         axes[1].set_xlabel("epoch")
-        axes[1].set_ylabel("temperature at epoch end")
+        axes[1].set_ylabel("validation accuracy (%)")
         axes[1].grid(alpha=0.3)
+    if has_tau:
+        axes[-1].plot(epochs, history["temperature"], color="tab:red")
+        axes[-1].set_xlabel("epoch")
+        axes[-1].set_ylabel("temperature at epoch end")
+        axes[-1].grid(alpha=0.3)
     if title:
         fig.suptitle(title)
     return _save(fig, path)
@@ -127,6 +134,33 @@ def plot_code_usage(codes, num_classes, path, title=""):
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     fig.colorbar(im, ax=ax, label=label)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return _save(fig, path)
+
+
+def plot_confusion(labels, predicted, num_classes, path, title=""):
+    """Confusion matrix: row = true class, column = predicted, as fractions of the row.
+
+    Args:
+        labels: Integer array `[n]` of true classes.
+        predicted: Integer array `[n]` of predicted classes.
+        num_classes: Number of classes.
+        path: Output PNG path.
+        title: Figure title.
+    """
+    counts = np.zeros((num_classes, num_classes))
+    np.add.at(counts, (np.asarray(labels), np.asarray(predicted)), 1)
+    fractions = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    size = max(3.5, num_classes * 0.4 + 1.5)
+    fig, ax = _subplots(figsize=(size + 1, size))
+    im = ax.imshow(fractions, cmap="Blues", vmin=0, vmax=1)
+    if num_classes <= 20:
+        ax.set_xticks(range(num_classes))
+        ax.set_yticks(range(num_classes))
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    fig.colorbar(im, ax=ax, label="fraction of the true class")
     if title:
         ax.set_title(title, fontsize=10)
     return _save(fig, path)

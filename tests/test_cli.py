@@ -156,3 +156,22 @@ def test_serve_help_uses_tf_serving_flag_names():
     result = run_cli("serve", "--help")
     assert result.returncode == 0
     assert "--model_base_path" in result.stdout and "--rest_api_port" in result.stdout
+
+
+def test_semi_supervised_train_reports_accuracy_and_refuses_export(tmp_path):
+    run = tmp_path / "m2"
+    trained = run_cli(
+        "train", "semi-supervised", "--epochs", "1", "--batch-size", "500",
+        "--estimator", "st_gumbel_softmax", "--quiet", "-o", str(run),
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    assert re.search(r"test_accuracy\s+0\.\d+\n", trained.stdout)
+    assert "figure confusion" in trained.stdout
+    config = (run / "config.json").read_text()
+    # The paper's settings for M2: dynamic binarization, tau recomputed every 2000 steps.
+    assert '"binarization": "dynamic"' in config and '"anneal_interval": 2000' in config
+    exported = run_cli("export", str(run), "--base-path", str(tmp_path / "models"))
+    assert exported.returncode == 2 and "semi-supervised run" in _error_line(exported)
+    wrong = run_cli("train", "semi-supervised", "--estimator", "darn", "-o", str(tmp_path / "x"))
+    assert wrong.returncode == 2
+    assert "`estimator` must be one of marginalize, gumbel_softmax" in _error_line(wrong)

@@ -24,14 +24,18 @@ from keras_gumbel.datasets.image_data import ImageData
 from keras_gumbel.datasets.loading import load
 from keras_gumbel.datasets.pipeline import make_dataset
 from keras_gumbel.datasets.pipeline import split_halves
+from keras_gumbel.datasets.semi_supervised import labelled_subset
+from keras_gumbel.datasets.semi_supervised import make_semi_supervised_dataset
 
 __all__ = [
     "BINARIZATIONS",
     "DatasetError",
     "ImageData",
     "binarize",
+    "labelled_subset",
     "load",
     "make_dataset",
+    "make_semi_supervised_dataset",
     "read_idx",
     "split_halves",
 ]

@@ -8,6 +8,7 @@ from keras_gumbel.models.evaluation import independent_pixels_nll
 from keras_gumbel.models.latent_sampler import LatentSampler
 from keras_gumbel.models.latents import BernoulliLatent
 from keras_gumbel.models.latents import CategoricalLatent
+from keras_gumbel.models.semi_supervised_vae import SemiSupervisedVAE
 from keras_gumbel.models.stochastic_binary_network import StochasticBinaryNetwork
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "CategoricalVAE",
     "DiscreteVAE",
     "LatentSampler",
+    "SemiSupervisedVAE",
     "StochasticBinaryNetwork",
     "importance_bound",
     "independent_pixels_nll",

@@ -10,6 +10,7 @@ from keras_gumbel import datasets
 from keras_gumbel import schedules
 from keras_gumbel.models import BernoulliVAE
 from keras_gumbel.models import CategoricalVAE
+from keras_gumbel.models import SemiSupervisedVAE
 from keras_gumbel.models import StochasticBinaryNetwork
 
 
@@ -17,8 +18,22 @@ def is_sbn(config):
     return config.model.startswith("sbn-")
 
 
-def build_model(config):
+def is_semi_supervised(config):
+    return config.model == "semi-supervised"
+
+
+def build_model(config, image_shape=(28, 28)):
     """The model of `config`, unbuilt (its input size comes from the data)."""
+    if is_semi_supervised(config):
+        return SemiSupervisedVAE(
+            num_classes=config.num_classes,
+            latent_dim=config.num_vars or 64,
+            image_shape=image_shape,
+            y_estimator=config.estimator,
+            alpha=config.alpha,
+            temperature=config.tau0,
+            seed=config.seed,
+        )
     common = {"estimator": config.estimator, "temperature": config.tau0, "seed": config.seed}
     if config.model == "categorical-vae":
         return CategoricalVAE(
@@ -93,10 +108,14 @@ def build_data(config, batch_size=None):
     """Loads and binarizes the data of `config` and builds its pipelines.
 
     VAEs get flattened images; stochastic binary networks get
-    `(upper half, lower half)` pairs.
+    `(upper half, lower half)` pairs; the semi-supervised model gets
+    labelled and unlabelled batches to train on and `(images, labels)`
+    pairs to evaluate on.
     """
     batch_size = batch_size or config.batch_size
     data = datasets.load(config.data, binarization=config.binarization, seed=config.seed)
+    if is_semi_supervised(config):
+        return _semi_supervised_data(config, data, batch_size)
     dynamic = config.binarization == "dynamic"
 
     # split_halves gives the upper half the middle row of an odd height.
@@ -110,13 +129,7 @@ def build_data(config, batch_size=None):
             ds = ds.map(lambda x: (x[:, :upper_size], x[:, upper_size:]))
         return ds
 
-    test_images = data.x_test
-    if dynamic:
-        # Evaluation needs fixed bits, drawn once with the run's seed.
-        test_images = datasets.binarize(test_images, "static", seed=config.seed + 1)
-        validation_images = datasets.binarize(data.x_val, "static", seed=config.seed + 2)
-    else:
-        validation_images = data.x_val
+    validation_images, test_images = _fixed_bits(config, data)
     if is_sbn(config):
         test_arrays = tuple(np.asarray(a, "float32") for a in datasets.split_halves(test_images))
         train_targets = datasets.split_halves(data.x_train)[1]
@@ -131,4 +144,49 @@ def build_data(config, batch_size=None):
         train_targets=train_targets,
         image_shape=tuple(data.image_shape),
         description=data.summary(),
+    )
+
+
+def _fixed_bits(config, data):
+    """Validation and test images; dynamic runs evaluate on fixed bits drawn
+    once with the run's seed."""
+    if config.binarization != "dynamic":
+        return data.x_val, data.x_test
+    return (
+        datasets.binarize(data.x_val, "static", seed=config.seed + 2),
+        datasets.binarize(data.x_test, "static", seed=config.seed + 1),
+    )
+
+
+def _semi_supervised_data(config, data, batch_size):
+    if data.num_classes != config.num_classes:
+        raise ValueError(
+            f"`num_classes` is {config.num_classes} but {data.name} has "
+            f"{data.num_classes} classes; pass --num-classes {data.num_classes}"
+        )
+    labelled, unlabelled = datasets.labelled_subset(
+        data.y_train, config.num_labels, seed=config.seed
+    )
+    validation_images, test_images = _fixed_bits(config, data)
+
+    def labelled_pairs(images, labels):
+        return datasets.make_dataset(
+            images, labels, batch_size=batch_size, shuffle=False, seed=config.seed
+        )
+
+    return RunData(
+        train=datasets.make_semi_supervised_dataset(
+            data.x_train[labelled],
+            data.y_train[labelled],
+            data.x_train[unlabelled],
+            batch_size=batch_size,
+            seed=config.seed,
+            dynamic_binarization=config.binarization == "dynamic",
+        ),
+        validation=labelled_pairs(validation_images, data.y_val),
+        test=labelled_pairs(test_images, data.y_test),
+        test_arrays=(np.asarray(test_images, "float32").reshape(len(test_images), -1), data.y_test),
+        train_targets=data.x_train,
+        image_shape=tuple(data.image_shape),
+        description=f"{data.summary()}; {config.num_labels} labelled",
     )

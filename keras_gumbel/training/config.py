@@ -6,7 +6,9 @@ import math
 
 from keras_gumbel import estimators
 
-MODELS = ("categorical-vae", "bernoulli-vae", "sbn-bernoulli", "sbn-categorical")
+MODELS = ("categorical-vae", "bernoulli-vae", "sbn-bernoulli", "sbn-categorical", "semi-supervised")
+# How the semi-supervised model takes the expectation over the class.
+Y_ESTIMATORS = ("marginalize", "gumbel_softmax", "st_gumbel_softmax")
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("exponential", "constant", "geometric", "linear", "cosine")
 STRATEGIES = ("one", "mirrored", "multi-worker")
@@ -33,7 +35,8 @@ class RunConfig:
         lr_decay: Factor applied to the learning rate every `lr_decay_steps`
             steps (staircase); 1 keeps it constant.
         lr_decay_steps: Steps between learning-rate decays.
-        estimator: Gradient estimator name (`keras_gumbel.estimators`).
+        estimator: Gradient estimator name (`keras_gumbel.estimators`); for
+            the semi-supervised model, one of `Y_ESTIMATORS`.
         schedule: Temperature schedule name (`keras_gumbel.schedules.get`).
         tau0: Initial temperature.
         tau_min: Floor of the temperature (exponential and geometric) or its
@@ -43,10 +46,15 @@ class RunConfig:
         anneal_interval: Steps between recomputations (exponential).
         anneal_steps: Length of a linear or cosine schedule in steps.
         num_vars: Latent variables (or units) per layer; None for the
-            model's default (20 categorical, 200 Bernoulli).
-        num_classes: Classes per categorical variable.
+            model's default (20 categorical, 200 Bernoulli, 64 Gaussian
+            dimensions for the semi-supervised model).
+        num_classes: Classes per categorical variable (semi-supervised: the
+            dataset's classes).
         prior: "uniform" or "learned" (VAEs).
         eval_samples: m of the multi-sample bound.
+        num_labels: Labelled training examples of the semi-supervised
+            model, balanced over the classes.
+        alpha: Weight of the labelled cross-entropy (semi-supervised).
         strategy: "one", "mirrored" or "multi-worker" (`TF_CONFIG`).
         seed: Seed of data order, binarization and sampling.
     """
@@ -71,6 +79,8 @@ class RunConfig:
     num_classes: int = 10
     prior: str = "uniform"
     eval_samples: int = 1000
+    num_labels: int = 100
+    alpha: float = 1.0
     strategy: str = "one"
     seed: int = 0
 
@@ -84,7 +94,10 @@ class RunConfig:
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("strategy", self.strategy, STRATEGIES)
         _choice("prior", self.prior, ("uniform", "learned"))
-        _choice("estimator", self.estimator, tuple(sorted(estimators.ESTIMATORS)))
+        if self.model == "semi-supervised":
+            _choice("estimator", self.estimator, Y_ESTIMATORS)
+        else:
+            _choice("estimator", self.estimator, tuple(sorted(estimators.ESTIMATORS)))
         for name in (
             "epochs",
             "batch_size",
@@ -92,6 +105,7 @@ class RunConfig:
             "anneal_interval",
             "anneal_steps",
             "eval_samples",
+            "num_labels",
         ):
             _positive_int(name, getattr(self, name))
         _positive_int("num_classes", self.num_classes, minimum=2)
@@ -99,7 +113,7 @@ class RunConfig:
             _positive_int("num_vars", self.num_vars)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ConfigError(f"`seed` must be an integer, got {self.seed!r}")
-        for name in ("learning_rate", "tau0", "tau_min"):
+        for name in ("learning_rate", "tau0", "tau_min", "alpha"):
             _positive_float(name, getattr(self, name))
         _positive_float("lr_decay", self.lr_decay)
         if self.lr_decay > 1:

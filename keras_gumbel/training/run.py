@@ -75,14 +75,12 @@ def _is_chief(strategy):
 
 def _build(config, data):
     """Model and optimizer, built on one batch so that weights can be restored."""
-    model = builders.build_model(config)
+    model = builders.build_model(config, data.image_shape)
     model.compile(optimizer=builders.build_optimizer(config))
     sample = next(iter(data.validation))
-    if isinstance(sample, tuple):
+    if builders.is_sbn(config):
         model.output_dim = int(sample[1].shape[-1])
-        model.build(tuple(sample[0].shape))
-    else:
-        model.build(tuple(sample.shape))
+    model.build(tuple((sample[0] if isinstance(sample, tuple) else sample).shape))
     model.optimizer.build(model.trainable_variables)
     return model
 
@@ -195,10 +193,11 @@ def evaluate(run_dir, *, num_samples=None, model=None, data=None, config=None, f
         model, state = restore(run_dir, config, data)
         if state is None:
             raise RunError(f"run {run_dir} has no checkpoint to evaluate yet")
-    num_samples = num_samples or config.eval_samples
     started = time.perf_counter()
-    single = model.evaluate(data.test, verbose=0, return_dict=True)
-    bound = importance_bound(model, data.test, num_samples=num_samples)
+    if builders.is_semi_supervised(config):
+        test_metrics = _semi_supervised_test_metrics(model, data)
+    else:
+        test_metrics = _bound_test_metrics(model, data, num_samples or config.eval_samples)
     eval_seconds = time.perf_counter() - started
     checkpoint = latest_checkpoint(run_dir)
     state = read_state(checkpoint) if checkpoint else {}
@@ -210,6 +209,21 @@ def evaluate(run_dir, *, num_samples=None, model=None, data=None, config=None, f
         "epochs": state.get("epoch"),
         "steps": int(model.optimizer.iterations.numpy()),
         "temperature": float(sampler[0].temperature_variable.numpy()) if sampler else None,
+        **test_metrics,
+        "train_seconds": state.get("train_seconds"),
+        "eval_seconds": eval_seconds,
+    }
+    write_text_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2))
+    if figures:
+        metrics["figures"] = write_figures(run_dir, model, config, data, state.get("history", {}))
+    return metrics
+
+
+def _bound_test_metrics(model, data, num_samples):
+    """Single-sample loss and the m-sample bound of a VAE or SBN, in nats."""
+    single = model.evaluate(data.test, verbose=0, return_dict=True)
+    bound = importance_bound(model, data.test, num_samples=num_samples)
+    return {
         "test_single_sample_loss": float(single["loss"]),
         "test_bound_samples": num_samples,
         "test_negative_bound": float(np.mean(bound)),
@@ -219,13 +233,23 @@ def evaluate(run_dir, *, num_samples=None, model=None, data=None, config=None, f
         "test_independent_pixels_nll": float(
             np.mean(independent_pixels_nll(data.train_targets, data.test_arrays[-1]))
         ),
-        "train_seconds": state.get("train_seconds"),
-        "eval_seconds": eval_seconds,
     }
-    write_text_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2))
-    if figures:
-        metrics["figures"] = write_figures(run_dir, model, config, data, state.get("history", {}))
-    return metrics
+
+
+def _semi_supervised_test_metrics(model, data):
+    """Test accuracy of q(y|x) and the unlabelled bound (y marginalized)."""
+    results = model.evaluate(data.test, verbose=0, return_dict=True)
+    return {
+        "test_accuracy": float(results["accuracy"]),
+        "test_error_percent": 100.0 * (1.0 - float(results["accuracy"])),
+        "test_cross_entropy": float(results["cross_entropy"]),
+        "test_negative_elbo_unlabelled": float(results["unlabelled"]),
+        "test_negative_elbo_labelled": float(results["labelled"]),
+        "test_examples": int(len(data.test_arrays[1])),
+        "test_independent_pixels_nll": float(
+            np.mean(independent_pixels_nll(data.train_targets, data.test_arrays[0]))
+        ),
+    }
 
 
 def write_figures(run_dir, model, config, data, history):
@@ -236,6 +260,9 @@ def write_figures(run_dir, model, config, data, history):
     paths = {"training": plots.plot_training(history, out / "training.png", title)}
     shape = data.image_shape
     n = 10
+    if builders.is_semi_supervised(config):
+        paths.update(_semi_supervised_figures(model, config, data, out))
+        return paths
     if builders.is_sbn(config):
         upper, lower = (a[:n] for a in data.test_arrays)
         half_shape = (shape[0] - (shape[0] // 2), shape[1])
@@ -278,6 +305,37 @@ def write_figures(run_dir, model, config, data, history):
     return paths
 
 
+def _semi_supervised_figures(model, config, data, out):
+    images, labels = data.test_arrays
+    shape = data.image_shape
+    k = model.num_classes
+    per_class = np.repeat(np.arange(k), 10)
+    samples = model.sample(per_class, seed=config.seed).numpy().reshape(k, 10, -1)
+    return {
+        "reconstructions": plots.plot_image_rows(
+            [images[:10], model.reconstruct(images[:10]).numpy()],
+            ["input", "reconstruction"],
+            shape,
+            out / "reconstructions.png",
+            "Test images and their reconstructions (predicted class, mean z)",
+        ),
+        "samples": plots.plot_image_rows(
+            list(samples),
+            [f"y = {c}" for c in range(k)],
+            shape,
+            out / "samples.png",
+            "Images drawn from p(x | y, z), z ~ N(0, I): one row per class",
+        ),
+        "confusion": plots.plot_confusion(
+            labels,
+            model.predict_labels(images).numpy(),
+            k,
+            out / "confusion.png",
+            "Test confusion matrix of q(y | x)",
+        ),
+    }
+
+
 def run_exists(run_dir):
     return (Path(run_dir) / CONFIG).is_file()
 
@@ -292,6 +350,11 @@ def export_run(run_dir, base_path, name=None, version=None, verify_with_cli=True
     from keras_gumbel.export import export_model
 
     config = load_config(run_dir)
+    if builders.is_semi_supervised(config):
+        raise RunError(
+            "export serves discrete codes of the VAEs and SBNs; a semi-supervised run "
+            "has none (save its classifier with keras instead: model.keras in the run)"
+        )
     data = builders.build_data(config)
     model, state = restore(run_dir, config, data)
     if state is None:

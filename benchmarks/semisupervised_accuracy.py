@@ -1,0 +1,122 @@
+"""Model M2 with 100 labels: test accuracy and bound of the three y-estimators.
+
+Each estimator is one `keras-gumbel train semi-supervised` command; the
+script runs the ones whose run directory has no metrics.json yet (a killed
+invocation resumes where it stopped), then writes
+benchmarks/results/<name>.json and .md with every command, the test
+accuracy, the unlabelled test bound (y marginalized, one z sample) and the
+wall time. All runs share the data, the labelled subset (the seed), the
+paper's temperature schedule (tau = max(0.5, exp(-3e-5 t)) every 2000 steps)
+and the training budget.
+
+Usage:
+    python benchmarks/semisupervised_accuracy.py --data /usr/share/datasets/fashion-mnist \
+        --name semisupervised_fashion_mnist --epochs 10
+"""
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+ESTIMATORS = ("marginalize", "gumbel_softmax", "st_gumbel_softmax")
+# Table 2 of Jang et al. (2017): binarized MNIST, 100 labels.
+PAPER = {
+    "marginalize": (92.6, 106.8),
+    "gumbel_softmax": (92.4, 109.6),
+    "st_gumbel_softmax": (93.6, 110.7),
+}
+
+
+def run_one(data, epochs, estimator, seed, run_dir):
+    command = [
+        "keras-gumbel",
+        "train",
+        "semi-supervised",
+        "--data",
+        data,
+        "--epochs",
+        str(epochs),
+        "--estimator",
+        estimator,
+        "--num-labels",
+        "100",
+        "--seed",
+        str(seed),
+        "--quiet",
+        "--output",
+        str(run_dir),
+    ]
+    if not (run_dir / "metrics.json").is_file():
+        resume = ["--resume"] if (run_dir / "config.json").is_file() else []
+        started = time.time()
+        subprocess.run(
+            [sys.executable, "-m", "keras_gumbel.cli", *command[1:], *resume], check=True
+        )
+        print(f"{estimator}: {time.time() - started:.0f} s", flush=True)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return {"estimator": estimator, "command": shlex.join(command), **metrics}
+
+
+def write(rows, name, script):
+    payload = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+        "script": script,
+        "runs": rows,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
+    lines = [
+        f"# {name}",
+        "",
+        f"Made by `{script}` on {payload['machine']}.",
+        "",
+        f"Data: {rows[0]['data']}.",
+        "",
+        "| y-estimator | test accuracy | test -ELBO, unlabelled (nats) | epochs | train time "
+        "| paper (MNIST): accuracy, -ELBO |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        accuracy, elbo = PAPER[r["estimator"]]
+        lines.append(
+            f"| {r['estimator']} | {100 * r['test_accuracy']:.2f}% "
+            f"| {r['test_negative_elbo_unlabelled']:.2f} | {r['epochs']} "
+            f"| {r['train_seconds'] / 60:.1f} min | {accuracy}%, {elbo} |"
+        )
+    lines += ["", "Commands:", ""] + [f"- `{r['command']}`" for r in rows]
+    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--name", required=True, help="results file stem")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--estimators", nargs="+", choices=ESTIMATORS, default=list(ESTIMATORS))
+    parser.add_argument("--runs-dir", default="runs/semisupervised")
+    args = parser.parse_args()
+    rows = [
+        run_one(
+            args.data,
+            args.epochs,
+            estimator,
+            args.seed,
+            Path(args.runs_dir) / args.name / f"{estimator}-seed{args.seed}",
+        )
+        for estimator in args.estimators
+    ]
+    script = "python benchmarks/semisupervised_accuracy.py " + shlex.join(sys.argv[1:])
+    write(rows, args.name, script)
+
+
+if __name__ == "__main__":
+    main()
