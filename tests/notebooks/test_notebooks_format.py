@@ -17,6 +17,8 @@ EXPECTED = {
     "01_gumbel_softmax_basics.ipynb",
     "02_categorical_vae.ipynb",
     "03_structured_output_sbn.ipynb",
+    "04_gradient_estimators.ipynb",
+    "05_semi_supervised.ipynb",
     "06_export_and_serve.ipynb",
 }
 COLAB_URL = (
