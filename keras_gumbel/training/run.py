@@ -257,6 +257,15 @@ def write_figures(run_dir, model, config, data, history):
     out = Path(run_dir) / "figures"
     out.mkdir(exist_ok=True)
     title = f"{config.model}, {config.estimator}"
+    if builders.is_semi_supervised(config):
+        # The loss of M2 adds labelled, unlabelled and classification terms;
+        # its unlabelled bound compares training (sampled y) with validation
+        # (y marginalized) per image.
+        history = {
+            **history,
+            "loss": history.get("unlabelled", []),
+            "val_loss": history.get("val_unlabelled", []),
+        }
     paths = {"training": plots.plot_training(history, out / "training.png", title)}
     shape = data.image_shape
     n = 10
