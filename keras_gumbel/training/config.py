@@ -56,7 +56,7 @@ class RunConfig:
             model, balanced over the classes.
         alpha: Weight of the labelled cross-entropy (semi-supervised).
         strategy: "one", "mirrored" or "multi-worker" (`TF_CONFIG`).
-        seed: Seed of data order, binarization and sampling.
+        seed: Seed of the initial weights, data order, binarization and sampling.
     """
 
     model: str = "categorical-vae"

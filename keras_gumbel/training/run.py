@@ -133,6 +133,8 @@ def train(config, run_dir, *, resume=False, overwrite=False, evaluate_after=True
         config = saved.replace(epochs=config.epochs) if config is not None else saved
     # Multi-worker strategies must exist before other TensorFlow work.
     strategy = builders.build_strategy(config.strategy)
+    # The seed fixes the initial weights too, so that a run can be repeated.
+    keras.utils.set_random_seed(config.seed)
     # Every worker trains; only the chief writes the run directory.
     chief = _is_chief(strategy)
     if not resume and chief:

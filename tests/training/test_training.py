@@ -225,3 +225,12 @@ def test_semi_supervised_run_resumes_and_reports_accuracy(tmp_path):
     assert metrics["test_negative_elbo_unlabelled"] > 0
     for name in ("training", "reconstructions", "samples", "confusion"):
         assert (run / "figures" / f"{name}.png").read_bytes()[:8] == PNG
+
+
+def test_the_seed_makes_a_run_repeatable(tmp_path):
+    config = RunConfig(epochs=1, **FAST)
+    first = train(config, tmp_path / "a", verbose=0, evaluate_after=False)
+    second = train(config, tmp_path / "b", verbose=0, evaluate_after=False)
+    other = train(config.replace(seed=1), tmp_path / "c", verbose=0, evaluate_after=False)
+    assert first["loss"] == second["loss"] and first["val_loss"] == second["val_loss"]
+    assert first["loss"] != other["loss"]
