@@ -15,10 +15,10 @@ import json
 import os
 import platform
 import shlex
-import subprocess
 import sys
-import time
 from pathlib import Path
+
+from common import train_once
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -78,14 +78,7 @@ def main():
             "--output",
             str(run_dir),
         ]
-        if not (run_dir / "metrics.json").is_file():
-            resume = ["--resume"] if (run_dir / "config.json").is_file() else []
-            started = time.time()
-            subprocess.run(
-                [sys.executable, "-m", "keras_gumbel.cli", *command[1:], *resume], check=True
-            )
-            print(f"{label}: {time.time() - started:.0f} s", flush=True)
-        metrics = json.loads((run_dir / "metrics.json").read_text())
+        metrics = train_once(command, run_dir, label)
         rows.append({"label": label, "command": shlex.join(command), **metrics})
     payload = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",

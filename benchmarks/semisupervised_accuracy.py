@@ -24,10 +24,10 @@ import math
 import os
 import platform
 import shlex
-import subprocess
 import sys
-import time
 from pathlib import Path
+
+from common import train_once
 
 RESULTS = Path(__file__).parent / "results"
 ESTIMATORS = ("marginalize", "gumbel_softmax", "st_gumbel_softmax")
@@ -72,14 +72,7 @@ def run_one(data, epochs, estimator, seed, run_dir, anneal):
         "--output",
         str(run_dir),
     ]
-    if not (run_dir / "metrics.json").is_file():
-        resume = ["--resume"] if (run_dir / "config.json").is_file() else []
-        started = time.time()
-        subprocess.run(
-            [sys.executable, "-m", "keras_gumbel.cli", *command[1:], *resume], check=True
-        )
-        print(f"{estimator}: {time.time() - started:.0f} s", flush=True)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics = train_once(command, run_dir, estimator)
     return {"estimator": estimator, "command": shlex.join(command), **metrics}
 
 

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import cpu_model
 
 RESULTS = Path(__file__).parent / "results"
 PAPER_SPEEDUP = {10: 2.0, 100: 9.9}  # one GPU, Jang et al. (2017), section 4.3
@@ -163,16 +164,8 @@ def machine():
     import keras
     import tensorflow as tf
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return {
-        "cpu": cpu,
+        "cpu": cpu_model(platform.processor() or platform.machine()),
         "cores": os.cpu_count(),
         "gpus": len(tf.config.list_physical_devices("GPU")),
         "python": platform.python_version(),

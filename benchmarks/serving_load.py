@@ -45,6 +45,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import tensorflow as tf
+from common import cpu_model
 from tensorflow_serving.apis import model_pb2
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
@@ -69,14 +70,7 @@ CONCURRENT = {1: 60, 64: 20, 1024: 4}
 
 
 def _machine():
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    model = cpu_model()
     import google.protobuf
 
     return {
