@@ -86,9 +86,66 @@ def _float32_logits(logits, mask):
     return x if mask is None else _apply_mask(x, mask)
 
 
+def _argmax(x, axis):
+    """Index of the largest entry along `axis`, in one pass over `x`.
+
+    `keras.ops.argmax` first rewrites every -0.0 of a float input (three
+    extra elementwise passes, a sizeable share of a hard sample's cost) so
+    that -0.0 ranks below +0.0. Here a tie between zeros of either sign is a
+    tie like any other, broken towards the first index as NumPy does, so the
+    backend's own argmax is used where there is one.
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.math.argmax(x, axis=axis, output_type=tf.int32)
+    if backend == "jax":
+        import jax.numpy as jnp
+
+        return jnp.argmax(x, axis=axis)
+    return ops.argmax(x, axis=axis)
+
+
 def uniform_noise(shape, seed=None):
     """Float32 uniform noise on `[tiny, 1)`, safe to pass to `log`."""
+    if keras.backend.backend() == "tensorflow":
+        noise = _tensorflow_philox_uniform(shape, seed)
+        if noise is not None:
+            return noise
     return keras.random.uniform(shape, minval=_TINY, maxval=1.0, dtype="float32", seed=seed)
+
+
+def _tensorflow_philox_uniform(shape, seed):
+    """`keras.random.uniform(shape, tiny, 1.0, seed=seed)` with Philox named.
+
+    Keras draws TensorFlow's stateless uniforms with `alg="auto_select"`.
+    The CPU and GPU kernels resolve that to Philox, so outside XLA these are
+    the very numbers Keras would return; under XLA on CPU `auto_select`
+    compiles to a generator about 100 times slower than XLA's Philox, which
+    made a compiled Gumbel-Softmax layer spend nearly all its time drawing
+    noise. The seed is drawn exactly as Keras draws it (same seed-generator
+    updates). Returns None if Keras's seed helper has moved, in which case
+    the caller falls back to `keras.random.uniform`.
+    """
+    try:
+        from keras.src.random.seed_generator import draw_seed
+    except ImportError:  # pragma: no cover - a Keras release reorganized its modules.
+        return None
+    import tensorflow as tf
+
+    seed = draw_seed(seed)
+    if seed.dtype != tf.int32:
+        # The stateless ops take int32 seeds; Keras maps its int64 state the same way.
+        seed = tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)
+    return tf.random.stateless_uniform(
+        shape,
+        seed=seed,
+        minval=tf.cast(_TINY, tf.float32),
+        maxval=tf.cast(1.0, tf.float32),
+        dtype=tf.float32,
+        alg="philox",
+    )
 
 
 def gumbel_noise(shape, dtype="float32", seed=None):
@@ -148,7 +205,7 @@ def one_hot_argmax(logits, axis=-1, mask=None):
     scores = ops.cast(logits, "float32")
     if mask is not None:
         scores = ops.where(mask, scores, _MASKED_SCORE)
-    index = ops.argmax(scores, axis=axis)
+    index = _argmax(scores, axis=axis)
     one_hot = ops.one_hot(index, num_classes, axis=axis, dtype="float32")
     return ops.cast(_apply_mask(one_hot, mask), logits.dtype)
 
@@ -201,7 +258,7 @@ def gumbel_softmax(logits, temperature=1.0, axis=-1, hard=False, mask=None, seed
         scores = ops.where(mask, scores, _MASKED_SCORE)
     y = ops.softmax(scores, axis=axis)
     if hard:
-        index = ops.argmax(scores, axis=axis)
+        index = _argmax(scores, axis=axis)
         y = straight_through(y, ops.one_hot(index, num_classes, axis=axis, dtype="float32"))
     return ops.cast(_apply_mask(y, mask), logits.dtype)
 

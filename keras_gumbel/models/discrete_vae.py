@@ -10,9 +10,19 @@ from keras_gumbel.models.latent_sampler import LatentSampler
 from keras_gumbel.models.latents import make_latent
 
 
+def bernoulli_log_prob(x, logits):
+    """Elementwise log p(x | logits) of Bernoulli pixels, `x * logits - softplus(logits)`.
+
+    The value and gradient of `-tf.nn.sigmoid_cross_entropy_with_logits`
+    (for any x in [0, 1]) in three elementwise operations instead of about
+    nine, with a one-operation gradient. `x` broadcasts against `logits`.
+    """
+    return x * logits - tf.nn.softplus(logits)
+
+
 def bernoulli_log_likelihood(x, logits):
     """log p(x | logits) of binary pixels, summed over all but the batch axis."""
-    log_prob = -tf.nn.sigmoid_cross_entropy_with_logits(labels=x, logits=logits)
+    log_prob = bernoulli_log_prob(x, logits)
     return tf.reduce_sum(tf.reshape(log_prob, [tf.shape(log_prob)[0], -1]), axis=-1)
 
 
@@ -153,8 +163,21 @@ class DiscreteVAE(keras.Model):
 
     def _elbo_terms(self, x, z, logits):
         reconstruction = -bernoulli_log_likelihood(self._flatten(x), self.pixel_logits(z))
-        kl = self.latent.kl(logits, self.prior_logits)
+        kl = self._kl(logits)
         return reconstruction, kl
+
+    def _kl(self, logits):
+        """Analytic KL(q(z | x) || p(z)) per example, summed over the variables.
+
+        For categorical latents `sum q (log q - log p)` with `q = exp(log q)`:
+        one normalization of the logits and its gradient, where
+        `latent.kl` (TFP) normalizes them twice (softmax and log-softmax).
+        """
+        if self.latent.kind != "categorical":
+            return self.latent.kl(logits, self.prior_logits)
+        log_q = tf.nn.log_softmax(logits)
+        log_p = tf.nn.log_softmax(self.prior_logits)
+        return tf.reduce_sum(tf.exp(log_q) * (log_q - log_p), axis=[-2, -1])
 
     def _update(self, reconstruction, kl):
         self.loss_tracker.update_state(reconstruction + kl)
@@ -179,7 +202,7 @@ class DiscreteVAE(keras.Model):
 
             z = self.sampler(logits, training=True)
             reconstruction = objective(z)
-            kl = self.latent.kl(logits, self.prior_logits)
+            kl = self._kl(logits)
             total = reconstruction + kl
             # Score-function estimators add a surrogate whose gradient is
             # their estimate; pathwise ones return None.
@@ -226,20 +249,46 @@ class DiscreteVAE(keras.Model):
         the importance-weighted bound on log p(x) (Burda et al. 2016).
         """
         logits = self.latent_logits(x)
-        z = self.sampler.exact_sample(
-            tf.broadcast_to(logits, tf.concat([[num_samples], tf.shape(logits)], 0))
-        )
-        log_q = self.latent.distribution(logits).log_prob(z)
-        log_prior = self.latent.distribution(self.prior_logits).log_prob(z)
-        flat_x = self._flatten(x)
+        z = self._exact_samples(logits, num_samples)
         x_logits = tf.reshape(self.pixel_logits(z), [num_samples, -1, self.input_dim])
-        log_px = -tf.reduce_sum(
-            tf.nn.sigmoid_cross_entropy_with_logits(
-                labels=tf.broadcast_to(flat_x, tf.shape(x_logits)), logits=x_logits
-            ),
-            axis=-1,
+        log_px = tf.reduce_sum(bernoulli_log_prob(self._flatten(x), x_logits), axis=-1)
+        return log_px + self._log_prior_ratio(z, logits)
+
+    def _exact_samples(self, logits, num_samples):
+        """`num_samples` exact samples of q(z | x) per example, `[num_samples, *logits.shape]`.
+
+        `one_hot(argmax(logits + g))` with Gumbel noise `g`, or
+        `1[logits + L > 0]` with logistic noise `L`: the noise and samples
+        of `sampler.exact_sample` on the logits repeated `num_samples` times,
+        drawn without that function's softmax and straight-through
+        arithmetic (which only serve gradients) and without materializing
+        the repeated logits.
+        """
+        shape = tf.concat([[num_samples], tf.shape(logits)], axis=0)
+        noise = estimators_lib.sample_noise(
+            shape, self.latent.kind, seed=self.sampler.seed_generator
         )
-        return log_px + log_prior - log_q
+        scores = logits + noise
+        if self.latent.kind == "categorical":
+            index = tf.argmax(scores, axis=-1, output_type=tf.int32)
+            return tf.one_hot(index, self.num_classes, dtype=tf.float32)
+        return tf.cast(scores > 0, tf.float32)
+
+    def _log_prior_ratio(self, z, logits):
+        """`log p(z) - log q(z | x)` of samples `[num_samples, batch, ...]`, `[num_samples, batch]`.
+
+        The log-probabilities of every class (or bit) are computed once per
+        example and shared by its samples, where `distribution(logits)
+        .log_prob(z)` would normalize the logits again for each sample.
+        """
+        if self.latent.kind == "categorical":
+            delta = tf.nn.log_softmax(self.prior_logits) - tf.nn.log_softmax(logits)
+            return tf.reduce_sum(z * delta, axis=[-2, -1])
+        # log p(b) = b * l - softplus(l) for a bit b of log-odds l.
+        offset = tf.nn.softplus(logits) - tf.nn.softplus(self.prior_logits)
+        return tf.reduce_sum(z * (self.prior_logits - logits), axis=-1) + tf.reduce_sum(
+            offset, axis=-1
+        )
 
     def get_config(self):
         config = super().get_config()
