@@ -18,10 +18,10 @@ Three sub-benchmarks, each selectable with `--only`:
   for several m.
 
 Rules shared by every comparison: all sides run in the same process, warmed up
-(traced, compiled) first, then timed in interleaved rounds (A, B, C, then
-B, C, A, ...: the starting side rotates, so a slow spell of the machine or
-threads left spinning by the previous side hit every side alike); medians over
-rounds; ratios are ratios of medians. Thread counts are pinned and recorded.
+(traced, compiled) first, then timed in interleaved rounds, every side once
+per round in a fresh random order after a 0.1 s pause, so that a slow spell of
+the machine or threads left spinning by the previous side hit every side
+alike; medians over rounds; ratios are ratios of medians. Thread counts are pinned and recorded.
 The peak resident set size (RSS) is recorded next to every time.
 
 Usage:
@@ -47,6 +47,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import cpu_model
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -54,6 +55,8 @@ SUB_BENCHMARKS = ("layer", "training", "evaluation")
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 TINY = float(np.finfo(np.float32).tiny)
 MIB = 2.0**20
+# Untimed pause before every timed sample (see `interleaved`).
+SETTLE_S = 0.1
 
 # Targets: (name, description, threshold).
 LAYER_FLOOR_TARGET = 1.10
@@ -69,7 +72,7 @@ class Settings:
     layer_ks: tuple = (10, 100, 1000, 10000)
     layer_batch: int = 1024
     layer_vars: int = 20
-    layer_reps: tuple = (15, 11, 5, 3)  # per K
+    layer_reps: tuple = (15, 11, 5, 5)  # per K
     min_sample_s: float = 0.2  # each timed sample repeats calls up to this long
     temperature: float = 0.5
     train_batches: tuple = (100, 1000)
@@ -148,16 +151,6 @@ def pin_torch_threads(threads):
     }
 
 
-def cpu_model():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def total_memory_gib():
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -194,7 +187,7 @@ def machine():
 
     env = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_ENABLE_ONEDNN_OPTS", "XLA_FLAGS")
     return {
-        "cpu": cpu_model(),
+        "cpu": cpu_model(default=platform.processor() or platform.machine()),
         "cores": os.cpu_count(),
         "memory_gib": total_memory_gib(),
         "platform": platform.platform(),
@@ -317,7 +310,12 @@ def calls_per_sample(fn, min_seconds):
 
 
 def interleaved(samplers, reps, peak_rss):
-    """Runs every sampler once per round, the first one rotating each round.
+    """Runs every sampler once per round, in a new random order each round.
+
+    A side's time can depend on which side ran just before it (threads of
+    another framework still spinning, caches, memory just freed), so the
+    order is shuffled (seeded) rather than rotated, and a short pause lets
+    the previous side's threads go idle before the next one is timed.
 
     Args:
         samplers: Dict name -> callable returning seconds (per call or step).
@@ -329,8 +327,10 @@ def interleaved(samplers, reps, peak_rss):
     """
     names = list(samplers)
     records = {name: [] for name in names}
-    for rep in range(reps):
-        for name in names[rep % len(names) :] + names[: rep % len(names)]:
+    order = np.random.default_rng(len(names) * 1000 + reps)
+    for _ in range(reps):
+        for name in order.permutation(names):
+            time.sleep(SETTLE_S)
             records[name].append(peak_rss(samplers[name]))
     return {name: summarize(records[name]) for name in names}
 
@@ -686,6 +686,7 @@ def fit_sampler(images, batch, steps, warm):
             steps_per_epoch=warm + steps,
             callbacks=[scheduler, clock.callback],
             verbose=0,
+            shuffle=False,  # the pipeline shuffles; Keras would warn that it ignores this
         )
         return clock.seconds() / steps
 

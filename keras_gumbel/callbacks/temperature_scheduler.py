@@ -37,6 +37,11 @@ class TemperatureScheduler(keras.callbacks.Callback):
     only when the value changes (every `interval` steps for the paper's
     schedule), so there is no per-step host synchronization. With
     `steps_per_execution > 1` the temperature is updated once per execution.
+    The batch-end hook only reads the schedule, so the callback is
+    `async_safe`: on backends where Keras runs batch-end callbacks on a
+    worker thread (JAX; not TensorFlow), the conversion of each step's
+    logs to Python numbers then overlaps the next step instead of waiting
+    for this one.
 
     The current temperature is added to the batch logs (the progress bar
     shows it) and to the epoch logs as `temperature`, where `History`,
@@ -68,6 +73,9 @@ class TemperatureScheduler(keras.callbacks.Callback):
     ```
     """
 
+    # See `on_train_batch_end`.
+    async_safe = True
+
     def __init__(self, schedule, layers=None, verbose=0):
         super().__init__()
         self.schedule = schedules_lib.get(schedule)
@@ -76,6 +84,7 @@ class TemperatureScheduler(keras.callbacks.Callback):
         self._variables = []
         self._value = None
         self._epoch_start_step = 0
+        self._steps_per_execution = 1
 
     def _resolve_variables(self):
         if self.layers is not None:
@@ -137,6 +146,7 @@ class TemperatureScheduler(keras.callbacks.Callback):
             )
         self._variables = self._resolve_variables()
         self._value = None
+        self._steps_per_execution = int(getattr(self.model, "steps_per_execution", 1) or 1)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start_step = self._global_step()
@@ -151,8 +161,14 @@ class TemperatureScheduler(keras.callbacks.Callback):
         self._set(self._epoch_start_step + batch)
 
     def on_train_batch_end(self, batch, logs=None):
+        # May run on Keras's callback thread while the main thread starts the
+        # next step: recompute the value this execution used from its first
+        # step instead of reading `self._value`, which may have moved on.
+        # `_epoch_start_step` only changes after Keras has waited for every
+        # batch of the previous epoch.
         if logs is not None:
-            logs["temperature"] = self._value
+            first_step = self._epoch_start_step + batch - self._steps_per_execution + 1
+            logs["temperature"] = self._temperature_at(first_step)
 
     def on_epoch_end(self, epoch, logs=None):
         value = self._set(self._global_step())

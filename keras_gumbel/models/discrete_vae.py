@@ -8,6 +8,7 @@ import tensorflow as tf
 from keras_gumbel import estimators as estimators_lib
 from keras_gumbel.models.latent_sampler import LatentSampler
 from keras_gumbel.models.latents import make_latent
+from keras_gumbel.models.step_function import OneStepFit
 
 
 def bernoulli_log_prob(x, logits):
@@ -60,7 +61,7 @@ def check_units(name, units):
         )
 
 
-class DiscreteVAE(keras.Model):
+class DiscreteVAE(OneStepFit, keras.Model):
     """VAE with a discrete latent layer, trained on binary data.
 
     `q(z|x)` is an MLP encoder followed by the latent logits; `p(x|z)` an MLP

@@ -8,6 +8,7 @@ import tensorflow as tf
 from keras_gumbel.models.discrete_vae import bernoulli_log_likelihood
 from keras_gumbel.models.discrete_vae import step_logs
 from keras_gumbel.models.latent_sampler import LatentSampler
+from keras_gumbel.models.step_function import OneStepFit
 from keras_gumbel.serialization import register
 from keras_gumbel.validation import check_choice
 from keras_gumbel.validation import check_positive_float
@@ -50,7 +51,7 @@ def categorical_kl_to_uniform(logits):
 
 
 @register
-class SemiSupervisedVAE(keras.Model):
+class SemiSupervisedVAE(OneStepFit, keras.Model):
     """Model M2 of Kingma et al. (2014) with a choice of estimator for the class.
 
     Three networks: a classifier `q(y|x)`, an inference network `q(z|x, y)`

@@ -8,11 +8,12 @@ from keras_gumbel.models.discrete_vae import bernoulli_log_likelihood
 from keras_gumbel.models.discrete_vae import step_logs
 from keras_gumbel.models.latent_sampler import LatentSampler
 from keras_gumbel.models.latents import make_latent
+from keras_gumbel.models.step_function import OneStepFit
 from keras_gumbel.serialization import register
 
 
 @register
-class StochasticBinaryNetwork(keras.Model):
+class StochasticBinaryNetwork(OneStepFit, keras.Model):
     """Predicts one binary vector from another through stochastic layers.
 
     The paper's structured output task: model the lower half of a binarized

@@ -69,6 +69,46 @@ def test_temperature_follows_the_global_step(jit_compile):
     assert history.history["temperature"] == [SCHEDULE(5), SCHEDULE(10), SCHEDULE(15)]
 
 
+class _BatchLogs(keras.callbacks.Callback):
+    """Records the batch logs' temperature; safe for Keras's callback thread."""
+
+    async_safe = True
+
+    def __init__(self):
+        super().__init__()
+        self.values = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.values.append(logs["temperature"])
+
+
+@pytest.mark.parametrize("steps_per_execution", [1, 3])
+def test_batch_logs_carry_the_temperature_each_step_ran_with(steps_per_execution):
+    # Both callbacks are async-safe, so Keras dispatches their batch-end
+    # hooks to a worker thread while the next step runs: the logged value
+    # must still be the one the step used, not the scheduler's latest.
+    model = _model()
+    model.compile(optimizer="adam", loss="mse", steps_per_execution=steps_per_execution)
+    logged = _BatchLogs()
+    recorder = _Recorder(model.layers[1])
+    model.fit(
+        X,
+        X,
+        batch_size=8,
+        epochs=2,
+        verbose=0,
+        callbacks=[TemperatureScheduler(SCHEDULE), logged, recorder],
+    )
+    assert TemperatureScheduler.async_safe
+    # One entry per execution; an execution of k steps runs at the
+    # temperature of its first step (epochs of 5 steps: executions start at
+    # 0, 3 and 5, 8 for k = 3).
+    assert logged.values == pytest.approx(recorder.values, rel=1e-6)
+    starts = [0, 1, 2, 3, 4] if steps_per_execution == 1 else [0, 3]
+    expected = [SCHEDULE(epoch * 5 + s) for epoch in range(2) for s in starts]
+    assert logged.values == pytest.approx(expected, rel=1e-6)
+
+
 def test_resumed_training_continues_the_schedule(tmp_path):
     model = _model()
     model.fit(X, X, batch_size=8, epochs=2, verbose=0, callbacks=[TemperatureScheduler(SCHEDULE)])
