@@ -1152,7 +1152,7 @@ def ms(seconds):
 
 
 def mib(value):
-    return f"{value:,.0f}"
+    return f"{round(value):,}"  # round(-0.2) is 0, where format() would write -0
 
 
 def side_cell(side):
