@@ -292,8 +292,12 @@ def kendall_tau(order_a, order_b):
     return concordant / (n * (n - 1) / 2)
 
 
-def issue_targets(cells, cell_dirs):
-    """The comparisons the issue asks for, on the categorical VAE."""
+def categorical_vae_targets(cells, cell_dirs):
+    """The targets on the categorical VAE.
+
+    Gumbel-Softmax against SF, DARN, MuProp and ST; the later estimators
+    against ST Gumbel-Softmax.
+    """
     model = "categorical-vae"
     out = {"gumbel_softmax_vs": {}, "later_vs_st_gumbel_softmax": {}}
     if (model, "gumbel_softmax") in cells:
@@ -528,7 +532,7 @@ def main(argv=None):
         cell = cells[model, estimator]
         previous_cpu += cell["train_cpu_seconds"] + cell["eval_cpu_seconds"]
     orderings = compare_orderings(cells, cell_dirs, args.models)
-    targets = issue_targets(cells, cell_dirs)
+    targets = categorical_vae_targets(cells, cell_dirs)
     payload = {
         "name": name,
         "data": args.data,
@@ -550,7 +554,7 @@ def main(argv=None):
             for cell in cells.values()
         ],
         "orderings": orderings,
-        "issue_targets": targets,
+        "targets": targets,
         "notes": Path(args.notes).read_text().strip() if args.notes else "",
     }
     RESULTS.mkdir(exist_ok=True)
