@@ -70,16 +70,29 @@ def test_temperature_follows_the_global_step(jit_compile):
 
 
 class _BatchLogs(keras.callbacks.Callback):
-    """Records the batch logs' temperature; safe for Keras's callback thread."""
+    """Records the batch logs' temperature; safe for Keras's callback threads.
+
+    Keras may run batch-end hooks on several worker threads at once, so they
+    can finish out of order: values are keyed by (epoch, batch). The epoch
+    only changes after Keras has waited for the previous epoch's hooks.
+    """
 
     async_safe = True
 
     def __init__(self):
         super().__init__()
-        self.values = []
+        self.epoch = None
+        self.by_step = {}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
-        self.values.append(logs["temperature"])
+        self.by_step[self.epoch, batch] = logs["temperature"]
+
+    @property
+    def values(self):
+        return [self.by_step[key] for key in sorted(self.by_step)]
 
 
 @pytest.mark.parametrize("steps_per_execution", [1, 3])
