@@ -380,11 +380,11 @@ def markdown(payload, cells, models, estimators, orderings, targets):
         f"Protocol: SGD with momentum 0.9, batch {protocol['batch_size']}, "
         f"{protocol['epochs']} epochs ({payload['steps_per_epoch']} steps each), learning rate "
         f"chosen on validation from {list(protocol['learning_rates'])}; test bound with "
-        f"m = {protocol['eval_samples']} samples on {payload['test_examples']} test digits; "
+        f"m = {protocol['eval_samples']} samples on {payload['test_examples']} test images; "
         f"seed {payload['seed']}. Temperatures per estimator: see `benchmarks/table1.py`.",
         "",
-        "Test nats, lower is better: ours ± standard error over test digits (the paper's "
-        "Table 1 in parentheses; it trained on 50,000 digits for far longer, so only "
+        "Test nats, lower is better: ours ± standard error over test images (the paper's "
+        "Table 1 in parentheses; it trained on 50,000 MNIST digits for far longer, so only "
         "orderings are comparable, not values). SBN: negative log-likelihood of the lower "
         "half; VAE: negative importance-weighted bound.",
         "",
@@ -418,7 +418,7 @@ def markdown(payload, cells, models, estimators, orderings, targets):
         "## Orderings compared with the paper",
         "",
         "For every pair of the paper's estimators that Table 1 orders, the paired difference "
-        "of our test bounds (paper-better minus paper-worse, same test digits) and whether "
+        "of our test bounds (paper-better minus paper-worse, same test images) and whether "
         "it agrees with the paper's order (< -2 s.e.), reverses it (> +2 s.e.) or is "
         "unresolved at this budget.",
         "",
@@ -473,7 +473,7 @@ def markdown(payload, cells, models, estimators, orderings, targets):
         )
     lines += [
         "",
-        "Differences are paired over the test digits (mean ± standard error); one seed, so "
+        "Differences are paired over the test images (mean ± standard error); one seed, so "
         "the variation between training runs is not in these errors.",
         "",
         f"Learning curves: `table1_{payload['name']}.png`.",
