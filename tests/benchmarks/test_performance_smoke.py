@@ -20,7 +20,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "performance.py"
 LAYER_SIDES = ("keras_gumbel", "tf_floor", "keras_gumbel_xla", "tf_floor_xla", "tfp", "torch")
-TRAINING_SIDES = ("keras_gumbel_fit", "tf_hand_loop", "keras_gumbel_train_step", "torch")
+TRAINING_SIDES = (
+    "keras_gumbel_fit",
+    "keras_gumbel_fit_xla",
+    "tf_hand_loop",
+    "keras_gumbel_train_step",
+    "torch",
+)
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 HAS_JAX = importlib.util.find_spec("jax") is not None
 
@@ -144,6 +150,8 @@ def test_training_rows(results):
             assert row["fit_speed_vs_torch"] == pytest.approx(torch_time / fit["median_s"])
         else:
             assert row["fit_speed_vs_torch"] is None
+        xla = sides["keras_gumbel_fit_xla"]
+        assert row["fit_xla_speed_vs_hand"] == pytest.approx(hand["median_s"] / xla["median_s"])
 
 
 def test_evaluation(results):
