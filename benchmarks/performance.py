@@ -21,8 +21,9 @@ Rules shared by every comparison: all sides run in the same process, warmed up
 (traced, compiled) first, then timed in interleaved rounds, every side once
 per round in a fresh random order after a 0.1 s pause, so that a slow spell of
 the machine or threads left spinning by the previous side hit every side
-alike; medians over rounds; ratios are ratios of medians. Thread counts are pinned and recorded.
-The peak resident set size (RSS) is recorded next to every time.
+alike; medians over rounds; ratios are ratios of medians. Thread counts are
+pinned and recorded. The peak resident set size (RSS) is recorded next to
+every time.
 
 Usage:
     python benchmarks/performance.py                        # the committed results
@@ -1090,37 +1091,39 @@ def layer_targets(layer):
     return targets
 
 
+def per_batch_target(name, rows, key, threshold, digits):
+    """A target met when `row[key] >= threshold` for every training row."""
+    return {
+        "name": name,
+        "measured": ", ".join(f"batch {r['batch']}: {r[key]:.{digits}f}x" for r in rows),
+        "met": min(r[key] for r in rows) >= threshold,
+    }
+
+
 def training_targets(training):
     rows = training["rows"]
-    hand = [r["fit_speed_vs_hand"] for r in rows]
     targets = [
-        {
-            "name": "fit steps/s >= 0.95x the hand-written tf.function loop",
-            "measured": ", ".join(
-                f"batch {r['batch']}: {r['fit_speed_vs_hand']:.3f}x" for r in rows
-            ),
-            "met": min(hand) >= FIT_HAND_TARGET,
-        }
+        per_batch_target(
+            "fit steps/s >= 0.95x the hand-written tf.function loop",
+            rows,
+            "fit_speed_vs_hand",
+            FIT_HAND_TARGET,
+            digits=3,
+        )
     ]
     if all(r["fit_speed_vs_torch"] is not None for r in rows):
-        targets.append(
-            {
-                "name": "fit steps/s >= 1.0x PyTorch",
-                "measured": ", ".join(
-                    f"batch {r['batch']}: {r['fit_speed_vs_torch']:.2f}x" for r in rows
-                ),
-                "met": min(r["fit_speed_vs_torch"] for r in rows) >= FIT_TORCH_TARGET,
-            }
-        )
-        targets.append(
-            {
-                "name": "fit with jit_compile=True: steps/s >= 1.0x PyTorch",
-                "measured": ", ".join(
-                    f"batch {r['batch']}: {r['fit_xla_speed_vs_torch']:.2f}x" for r in rows
-                ),
-                "met": min(r["fit_xla_speed_vs_torch"] for r in rows) >= FIT_TORCH_TARGET,
-            }
-        )
+        targets += [
+            per_batch_target(
+                "fit steps/s >= 1.0x PyTorch", rows, "fit_speed_vs_torch", FIT_TORCH_TARGET, 2
+            ),
+            per_batch_target(
+                "fit with jit_compile=True: steps/s >= 1.0x PyTorch",
+                rows,
+                "fit_xla_speed_vs_torch",
+                FIT_TORCH_TARGET,
+                digits=2,
+            ),
+        ]
     else:
         targets.append(untested("fit steps/s >= 1.0x PyTorch", "torch"))
     return targets
@@ -1304,18 +1307,20 @@ def training_markdown(training, settings):
             )
     lines += [""]
     for row in training["rows"]:
-        torch_ratio = row["fit_speed_vs_torch"]
-        torch_text = f"{torch_ratio:.2f}x" if torch_ratio is not None else "not measured"
-        xla_torch = row["fit_xla_speed_vs_torch"]
-        xla_torch_text = f"{xla_torch:.2f}x" if xla_torch is not None else "not measured"
         lines.append(
             f"- batch {row['batch']}: fit / hand loop = {row['fit_speed_vs_hand']:.3f}x, "
-            f"fit / torch = {torch_text}; with jit_compile=True: "
-            f"{row['fit_xla_speed_vs_hand']:.3f}x and {xla_torch_text} (steps/s ratios; "
+            f"fit / torch = {torch_ratio_text(row['fit_speed_vs_torch'])}; with "
+            f"jit_compile=True: {row['fit_xla_speed_vs_hand']:.3f}x and "
+            f"{torch_ratio_text(row['fit_xla_speed_vs_torch'])} (steps/s ratios; "
             f'{row["timed_steps"]} timed steps per round; Keras\'s "auto" chose '
             f"jit_compile={row['fit_jit_compile']})."
         )
     return lines + [""]
+
+
+def torch_ratio_text(ratio):
+    """A speed ratio against torch, or why there is none."""
+    return f"{ratio:.2f}x" if ratio is not None else "not measured"
 
 
 def evaluation_markdown(evaluation):

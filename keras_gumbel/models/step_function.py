@@ -65,7 +65,8 @@ class OneStepFit:
     def make_train_function(self, force=False):
         if self.train_function is not None and not force:
             return self.train_function
-        super().make_train_function(force=force)
         if one_step_applies(self):
             self.train_function = one_step_train_function(self.train_step, self.jit_compile)
+        else:
+            super().make_train_function(force=force)
         return self.train_function
