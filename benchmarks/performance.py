@@ -78,7 +78,10 @@ class Settings:
     temperature: float = 0.5
     train_batches: tuple = (100, 1000)
     train_steps: tuple = (40, 8)  # timed steps per round, per batch size
-    train_warm_steps: int = 2
+    # Untimed steps at the start of every sample: a `fit` call starts a new
+    # tf.data iterator, whose first ~8 steps at batch 100 run 0.5-1 ms slower
+    # while its prefetch threads start; the timed steps are the steady state.
+    train_warm_steps: int = 10
     train_reps: tuple = (15, 5)
     train_images: int = 10000
     eval_images: int = 500
@@ -690,7 +693,7 @@ def fit_sampler(images, batch, steps, warm, jit_compile="auto"):
         images, batch_size=batch, seed=0, repeat=True, drop_remainder=True
     )
     scheduler = TemperatureScheduler(temperature_schedule())
-    clock = FitClock(model, warm)
+    clock = FitClock(model, warm, steps)
 
     def sample():
         model.fit(
@@ -708,13 +711,15 @@ def fit_sampler(images, batch, steps, warm, jit_compile="auto"):
 
 
 class FitClock:
-    """Times `fit` from the start of step `warm` to the end of training.
+    """Times `fit` from the start of step `warm` to the end of step `warm + steps - 1`.
 
-    It only has `on_train_batch_begin` and `on_train_end` hooks, so it does
-    not change how Keras dispatches the batch-end callbacks.
+    The end of a step is its batch-end callback, where Keras has already
+    converted the step's logs to Python numbers (so the step has finished);
+    the epoch-end work after the last step is not timed. On the TensorFlow
+    backend Keras calls batch-end callbacks on the main thread.
     """
 
-    def __init__(self, model, warm):
+    def __init__(self, model, warm, steps):
         import keras
 
         clock = self
@@ -725,8 +730,9 @@ class FitClock:
                     int(model.optimizer.iterations.numpy())  # the warm-up steps are done
                     clock.start = time.perf_counter()
 
-            def on_train_end(self, logs=None):
-                clock.end = time.perf_counter()
+            def on_train_batch_end(self, batch, logs=None):
+                if batch == warm + steps - 1:
+                    clock.end = time.perf_counter()
 
         self.callback = Clock()
         self.start = self.end = None
@@ -901,8 +907,10 @@ def run_training(settings, peak_rss):
         fit = fit_sampler(images, batch, steps, warm)
         samplers = {
             "keras_gumbel_fit": fit,
-            # Keras's "auto" leaves XLA off on CPUs; the same fit with it on.
+            # Keras's "auto" leaves XLA off on CPUs, where the models compile
+            # only the optimizer update; the same fit with XLA on and off.
             "keras_gumbel_fit_xla": fit_sampler(images, batch, steps, warm, jit_compile=True),
+            "keras_gumbel_fit_no_xla": fit_sampler(images, batch, steps, warm, jit_compile=False),
             "tf_hand_loop": tf_hand_sampler(images, batch, steps, warm),
             "keras_gumbel_train_step": train_step_sampler(fit.model, images, batch, steps, warm),
         }
@@ -930,6 +938,9 @@ def run_training(settings, peak_rss):
             "fit_speed_vs_torch": speed_ratio(sides, "keras_gumbel_fit", "torch"),
             "fit_xla_speed_vs_hand": speed_ratio(sides, "keras_gumbel_fit_xla", "tf_hand_loop"),
             "fit_xla_speed_vs_torch": speed_ratio(sides, "keras_gumbel_fit_xla", "torch"),
+            "fit_no_xla_speed_vs_hand": speed_ratio(
+                sides, "keras_gumbel_fit_no_xla", "tf_hand_loop"
+            ),
         }
         rows.append(row)
         print(training_progress(row), flush=True)
@@ -1278,8 +1289,10 @@ def training_markdown(training, settings):
         "Gumbel-Softmax estimator, Bernoulli reconstruction + analytic KL to the uniform prior. "
         "`keras_gumbel_fit` is `CategoricalVAE.fit` (verbose=0) on a `tf.data` pipeline "
         "(`keras_gumbel.datasets.make_dataset`) with `TemperatureScheduler(ExponentialDecay)`, "
-        'compiled with Keras\'s default `jit_compile="auto"` (no XLA on a CPU); '
-        "`keras_gumbel_fit_xla` is the same with `compile(jit_compile=True)`; "
+        'compiled with Keras\'s default `jit_compile="auto"` (on a CPU: no XLA for the '
+        "step, the optimizer update compiled with XLA by the model); "
+        "`keras_gumbel_fit_xla` is the same with `compile(jit_compile=True)` (the whole step "
+        "in XLA), `keras_gumbel_fit_no_xla` with `compile(jit_compile=False)` (no XLA at all); "
         "`tf_hand_loop` is a hand-written `tf.function` step of the same network and loss "
         "(`tf.matmul`, `tf.nn.sigmoid_cross_entropy_with_logits`, Keras Adam) iterating over "
         "the same pipeline; `torch` is the same network and loss in eager PyTorch "
@@ -1289,7 +1302,10 @@ def training_markdown(training, settings):
         "without `fit`; fit minus it is the per-step cost of Keras's `fit` loop, it minus "
         "the hand loop that of the library's step. "
         f"Data: {training['data']}. Each round times the steps after "
-        f"{settings.train_warm_steps} untimed warm-up steps; medians over rounds.",
+        f"{settings.train_warm_steps} untimed warm-up steps (for `fit`, each sample is one "
+        "`fit` call, whose new tf.data iterator slows its first steps; the clock runs from "
+        "the start of the first timed step to the batch-end callback of the last); medians "
+        "over rounds.",
         "",
         "| batch | side | steps/s | time/step | speed vs hand loop | peak RSS (MiB) | "
         "peak over start (MiB) |",
@@ -1311,7 +1327,8 @@ def training_markdown(training, settings):
             f"- batch {row['batch']}: fit / hand loop = {row['fit_speed_vs_hand']:.3f}x, "
             f"fit / torch = {torch_ratio_text(row['fit_speed_vs_torch'])}; with "
             f"jit_compile=True: {row['fit_xla_speed_vs_hand']:.3f}x and "
-            f"{torch_ratio_text(row['fit_xla_speed_vs_torch'])} (steps/s ratios; "
+            f"{torch_ratio_text(row['fit_xla_speed_vs_torch'])}; with jit_compile=False: "
+            f"{row['fit_no_xla_speed_vs_hand']:.3f}x the hand loop (steps/s ratios; "
             f'{row["timed_steps"]} timed steps per round; Keras\'s "auto" chose '
             f"jit_compile={row['fit_jit_compile']})."
         )

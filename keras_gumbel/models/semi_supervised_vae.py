@@ -5,6 +5,7 @@ import math
 import keras
 import tensorflow as tf
 
+from keras_gumbel.models.compiled_update import CompiledUpdate
 from keras_gumbel.models.discrete_vae import bernoulli_log_likelihood
 from keras_gumbel.models.discrete_vae import step_logs
 from keras_gumbel.models.latent_sampler import LatentSampler
@@ -51,7 +52,7 @@ def categorical_kl_to_uniform(logits):
 
 
 @register
-class SemiSupervisedVAE(OneStepFit, keras.Model):
+class SemiSupervisedVAE(OneStepFit, CompiledUpdate, keras.Model):
     """Model M2 of Kingma et al. (2014) with a choice of estimator for the class.
 
     Three networks: a classifier `q(y|x)`, an inference network `q(z|x, y)`
@@ -323,7 +324,7 @@ class SemiSupervisedVAE(OneStepFit, keras.Model):
             # The optimizer sums the replicas' gradients.
             scaled = loss / tf.distribute.get_strategy().num_replicas_in_sync
         gradients = tape.gradient(scaled, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables, strict=False))
+        self.apply_gradients(gradients)
         values = {
             "loss": loss,
             "labelled": labelled,

@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 
 from keras_gumbel import estimators as estimators_lib
+from keras_gumbel.models.compiled_update import CompiledUpdate
 from keras_gumbel.models.discrete_vae import bernoulli_log_likelihood
 from keras_gumbel.models.discrete_vae import step_logs
 from keras_gumbel.models.latent_sampler import LatentSampler
@@ -13,7 +14,7 @@ from keras_gumbel.serialization import register
 
 
 @register
-class StochasticBinaryNetwork(OneStepFit, keras.Model):
+class StochasticBinaryNetwork(OneStepFit, CompiledUpdate, keras.Model):
     """Predicts one binary vector from another through stochastic layers.
 
     The paper's structured output task: model the lower half of a binarized
@@ -207,7 +208,7 @@ class StochasticBinaryNetwork(OneStepFit, keras.Model):
                         total = total + surrogate
             loss = tf.reduce_mean(total) / tf.distribute.get_strategy().num_replicas_in_sync
         gradients = tape.gradient(loss, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables, strict=False))
+        self.apply_gradients(gradients)
         self.loss_tracker.update_state(nll)
         return step_logs({"loss": self.loss_tracker.result()})
 

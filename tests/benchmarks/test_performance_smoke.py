@@ -23,6 +23,7 @@ LAYER_SIDES = ("keras_gumbel", "tf_floor", "keras_gumbel_xla", "tf_floor_xla", "
 TRAINING_SIDES = (
     "keras_gumbel_fit",
     "keras_gumbel_fit_xla",
+    "keras_gumbel_fit_no_xla",
     "tf_hand_loop",
     "keras_gumbel_train_step",
     "torch",
@@ -152,6 +153,10 @@ def test_training_rows(results):
             assert row["fit_speed_vs_torch"] is None
         xla = sides["keras_gumbel_fit_xla"]
         assert row["fit_xla_speed_vs_hand"] == pytest.approx(hand["median_s"] / xla["median_s"])
+        no_xla = sides["keras_gumbel_fit_no_xla"]
+        assert row["fit_no_xla_speed_vs_hand"] == pytest.approx(
+            hand["median_s"] / no_xla["median_s"]
+        )
 
 
 def test_evaluation(results):
