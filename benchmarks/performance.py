@@ -1127,13 +1127,6 @@ def training_targets(training):
             per_batch_target(
                 "fit steps/s >= 1.0x PyTorch", rows, "fit_speed_vs_torch", FIT_TORCH_TARGET, 2
             ),
-            per_batch_target(
-                "fit with jit_compile=True: steps/s >= 1.0x PyTorch",
-                rows,
-                "fit_xla_speed_vs_torch",
-                FIT_TORCH_TARGET,
-                digits=2,
-            ),
         ]
     else:
         targets.append(untested("fit steps/s >= 1.0x PyTorch", "torch"))
@@ -1468,13 +1461,26 @@ def parse_args(argv):
     return args
 
 
+def command_args(argv=None):
+    """The command-line arguments that shape the results (all but `--out`)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    kept = []
+    while argv:
+        arg = argv.pop(0)
+        if arg == "--out":
+            argv = argv[1:]
+        elif not arg.startswith("--out="):
+            kept.append(arg)
+    return kept
+
+
 def run(args):
     settings = SMOKE if args.smoke else Settings()
     THREADS["requested"] = args.threads
     threads = {**pin_tensorflow_threads(args.threads), **pin_torch_threads(args.threads)}
     threads["jax"] = "XLA CPU default (all cores the process may use)"
     peak_rss = PeakRss()
-    command = "python benchmarks/performance.py" + "".join(f" {a}" for a in sys.argv[1:])
+    command = "python benchmarks/performance.py" + "".join(f" {a}" for a in command_args())
     start = time.perf_counter()
     load_start = [round(x, 2) for x in os.getloadavg()]
     results = {"command": command, "smoke": args.smoke, "settings": dataclasses.asdict(settings)}

@@ -5,10 +5,9 @@ element-wise operations (Adam: about a dozen per variable, plus the bias
 corrections), which TensorFlow runs one kernel at a time when the train step
 is not compiled with XLA. Keras leaves XLA off on CPU-only machines
 (`jit_compile="auto"` resolves to False there), and there these small kernels
-cost as much as a third of a small model's step: in a hand-written
-`tf.function` step of the categorical VAE at batch 100 on a 2-core CPU, Keras's
-Adam update took 2.9 ms of 9.2 ms, and 1.4 ms compiled with XLA
-(`benchmarks/performance.py`, training, compares `fit` with and without it).
+are a large part of a small model's step: compiling the update alone takes the
+categorical VAE's batch-100 `fit` step on a 2-core CPU from 11.7 ms to 9.9 ms
+(`benchmarks/performance.py`, training: `fit` with and without XLA).
 
 `CompiledUpdate` runs `optimizer.apply_gradients` as one nested
 `tf.function(jit_compile=True)`, which XLA fuses into a few loops, while the

@@ -85,6 +85,7 @@ def test_top_level_structure(results):
     data, _ = results
     assert data["smoke"] is True
     assert "--smoke" in data["command"]
+    assert "--out" not in data["command"]  # where results go is not part of them
     for key in ("layer", "training", "evaluation", "machine", "threads", "targets"):
         assert key in data
     assert data["machine"]["cores"] >= 1
