@@ -79,8 +79,8 @@ class Settings:
     train_batches: tuple = (100, 1000)
     train_steps: tuple = (40, 8)  # timed steps per round, per batch size
     # Untimed steps at the start of every sample: a `fit` call starts a new
-    # tf.data iterator, whose first ~8 steps at batch 100 run 0.5-1 ms slower
-    # while its prefetch threads start; the timed steps are the steady state.
+    # tf.data iterator, and its first ~8 steps at batch 100 measured 0.5-1 ms
+    # slower than the rest; the timed steps are the steady state.
     train_warm_steps: int = 10
     train_reps: tuple = (15, 5)
     train_images: int = 10000
