@@ -1123,11 +1123,15 @@ def training_targets(training):
         )
     ]
     if all(r["fit_speed_vs_torch"] is not None for r in rows):
-        targets += [
+        targets.append(
             per_batch_target(
-                "fit steps/s >= 1.0x PyTorch", rows, "fit_speed_vs_torch", FIT_TORCH_TARGET, 2
-            ),
-        ]
+                "fit steps/s >= 1.0x PyTorch",
+                rows,
+                "fit_speed_vs_torch",
+                FIT_TORCH_TARGET,
+                digits=2,
+            )
+        )
     else:
         targets.append(untested("fit steps/s >= 1.0x PyTorch", "torch"))
     return targets

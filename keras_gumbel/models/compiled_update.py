@@ -23,6 +23,8 @@ import inspect
 
 import keras
 
+from keras_gumbel.models.step_function import without_strategy
+
 _COMPILE_SIGNATURE = inspect.signature(keras.Model.compile)
 
 
@@ -89,8 +91,7 @@ class CompiledUpdate:
             getattr(self, "_jit_compile_auto", False)
             and not self.jit_compile
             and not tf.executing_eagerly()
-            and not tf.distribute.has_strategy()
-            and self.distribute_strategy is tf.distribute.get_strategy()
+            and without_strategy(self)
         )
 
     def apply_gradients(self, gradients):

@@ -19,6 +19,19 @@ kept unchanged.
 import keras
 
 
+def without_strategy(model):
+    """Whether no distribution strategy is in scope now nor was captured by `model`.
+
+    TensorFlow backend only.
+    """
+    import tensorflow as tf
+
+    return (
+        not tf.distribute.has_strategy()
+        and model.distribute_strategy is tf.distribute.get_strategy()
+    )
+
+
 def one_step_applies(model):
     """Whether `model`'s training calls can run as single compiled steps.
 
@@ -28,14 +41,7 @@ def one_step_applies(model):
     """
     if keras.backend.backend() != "tensorflow":
         return False
-    import tensorflow as tf
-
-    return (
-        not model.run_eagerly
-        and model.steps_per_execution == 1
-        and not tf.distribute.has_strategy()
-        and model.distribute_strategy is tf.distribute.get_strategy()
-    )
+    return not model.run_eagerly and model.steps_per_execution == 1 and without_strategy(model)
 
 
 def one_step_train_function(train_step, jit_compile):
