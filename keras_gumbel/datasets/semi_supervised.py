@@ -41,6 +41,12 @@ def labelled_subset(labels, num_labels=100, *, seed=0):
             "Invalid value received for argument `labels`. Expected a 1-D array "
             f"of integer labels. Received: shape {labels.shape}, dtype {labels.dtype}"
         )
+    if labels.size and labels.min() < 0:
+        raise DatasetError(
+            "Invalid value received for argument `labels`. Expected class labels "
+            f"0, 1, 2, ...; found {labels.min()} (a dataset without labels, such as the "
+            "binarized MNIST .amat files, cannot train a semi-supervised model)"
+        )
     classes = np.unique(labels)
     if (
         isinstance(num_labels, bool)

@@ -14,6 +14,7 @@ import zipfile
 import keras
 import numpy as np
 
+from keras_gumbel.datasets import amat
 from keras_gumbel.datasets.errors import DatasetError
 from keras_gumbel.datasets.idx import read_idx
 
@@ -21,10 +22,11 @@ SAMPLE_NAME = "mnist-sample"
 KERAS_DATASETS = ("mnist", "fashion_mnist")
 
 IDX_HINT = "a directory of IDX files (*-images-idx3-ubyte[.gz], *-labels-idx1-ubyte[.gz])"
+AMAT_HINT = "a directory of binarized_mnist_{train,valid,test}.amat files"
 ALTERNATIVES = (
     f"Use one of: '{SAMPLE_NAME}' (ships with the package), "
     + ", ".join(f"'{name}'" for name in KERAS_DATASETS)
-    + f" (keras.datasets, needs internet), or {IDX_HINT}"
+    + f" (keras.datasets, needs internet), {IDX_HINT}, or {AMAT_HINT}"
 )
 
 # File names looked for in an IDX directory, in order of preference: the
@@ -105,6 +107,8 @@ def read_source(source):
         return read_keras_dataset(source)
     if isinstance(source, (str, os.PathLike)):
         path = os.path.expanduser(os.fspath(source))
+        if os.path.isdir(path) and amat.is_amat_directory(path):
+            return read_amat_source(path)
         if os.path.isdir(path):
             return read_idx_directory(path)
         if os.path.exists(path):
@@ -275,6 +279,34 @@ def read_idx_directory(directory):
         arrays["test labels"],
         where=f"IDX directory '{directory}'",
         files=paths,
+    )
+
+
+def read_amat_source(directory):
+    """Reads the binarized MNIST of Larochelle & Murray (2011) from `.amat` files.
+
+    The fixed split is kept: `train` then `valid` form the train split, and
+    `load`'s default validation size is the `valid` file's length, so the
+    default validation images are exactly that file's. The images are
+    already binary, so every binarization returns them unchanged. The files
+    have no labels: every label is `amat.NO_LABEL` (-1) and `num_classes`
+    is 0.
+    """
+    directory = os.path.abspath(os.fspath(directory))
+    splits = amat.read_amat_directory(directory)
+    x_train = np.concatenate([splits["train"], splits["valid"]])
+    x_test = splits["test"]
+    return SourceData(
+        name="binarized_mnist",
+        source=f"binarized MNIST (Larochelle & Murray, 2011) in '{directory}'",
+        x_train=x_train,
+        y_train=np.full(len(x_train), amat.NO_LABEL, np.int64),
+        x_test=x_test,
+        y_test=np.full(len(x_test), amat.NO_LABEL, np.int64),
+        default_validation_size=len(splits["valid"]),
+        num_classes=0,
+        static_train=x_train,
+        static_test=x_test,
     )
 
 

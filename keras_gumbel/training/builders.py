@@ -159,6 +159,11 @@ def _fixed_bits(config, data):
 
 
 def _semi_supervised_data(config, data, batch_size):
+    if data.num_classes == 0:
+        raise ValueError(
+            f"{data.name} has no labels, so it cannot train the semi-supervised model; "
+            "use a labelled source such as an IDX directory or 'mnist'"
+        )
     if data.num_classes != config.num_classes:
         raise ValueError(
             f"`num_classes` is {config.num_classes} but {data.name} has "
