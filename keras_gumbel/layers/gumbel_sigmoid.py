@@ -1,8 +1,12 @@
 """The GumbelSigmoid layer."""
 
+from keras import ops
+
 from keras_gumbel import ops as gumbel_ops
 from keras_gumbel.layers.temperature_layer import TemperatureLayer
+from keras_gumbel.layers.temperature_layer import codes_dtype
 from keras_gumbel.serialization import register
+from keras_gumbel.validation import check_float_tensor
 
 
 @register
@@ -66,3 +70,38 @@ class GumbelSigmoid(TemperatureLayer):
         if self.hard:
             return gumbel_ops.threshold(logits, mask=mask)
         return gumbel_ops.tempered_sigmoid(logits, temperature, mask=mask)
+
+    codes_description = "unit state, 0 or 1; one_hot and probs are [off, on] on a new last axis"
+
+    def discrete_codes(self, inputs, mask=None):
+        """The deterministic codes of log-odds: `1[logits > 0]` per unit.
+
+        No random numbers are drawn and the temperature plays no part. A
+        masked unit (as in `call`) has code 0.
+
+        Args:
+            inputs: Float tensor of log-odds, as `call` receives it.
+            mask: Optional boolean tensor, as `call` receives it.
+
+        Returns:
+            A dict of `codes` (int64 in {0, 1}, the inputs' shape), `one_hot`
+            (`[1 - code, code]`) and `probs` (`[1 - p, p]` with
+            `p = sigmoid(logits)`), float32 with a new last axis of size 2.
+
+        Example:
+
+        >>> layer = GumbelSigmoid(hard=True)
+        >>> out = layer.discrete_codes(keras.ops.array([[-1.0, 0.5]]))
+        >>> keras.ops.convert_to_numpy(out["codes"])
+        array([[0, 1]])
+        """
+        check_float_tensor("inputs", inputs)
+        mask = self._class_mask(inputs, mask)
+        logits = ops.cast(inputs, "float32")
+        bits = gumbel_ops.threshold(logits, mask=mask)
+        p = gumbel_ops.tempered_sigmoid(logits, 1.0, mask=mask)
+        return {
+            "codes": ops.cast(bits, codes_dtype()),
+            "one_hot": ops.stack([1.0 - bits, bits], axis=-1),
+            "probs": ops.stack([1.0 - p, p], axis=-1),
+        }

@@ -1,8 +1,12 @@
 """The GumbelSoftmax layer."""
 
+from keras import ops
+
 from keras_gumbel import ops as gumbel_ops
 from keras_gumbel.layers.temperature_layer import TemperatureLayer
+from keras_gumbel.layers.temperature_layer import codes_dtype
 from keras_gumbel.serialization import register
+from keras_gumbel.validation import check_float_tensor
 
 
 @register
@@ -129,6 +133,41 @@ class GumbelSoftmax(TemperatureLayer):
         if self.hard:
             return gumbel_ops.one_hot_argmax(logits, axis=self.axis, mask=mask)
         return gumbel_ops.tempered_softmax(logits, temperature, axis=self.axis, mask=mask)
+
+    codes_description = "class index along the layer's axis"
+
+    def discrete_codes(self, inputs, mask=None):
+        """The deterministic codes of logits: the index of the largest logit.
+
+        No random numbers are drawn and the temperature plays no part. A
+        mask is honoured as in `call`: masked classes are never chosen.
+
+        Args:
+            inputs: Float tensor of logits, as `call` receives it.
+            mask: Optional boolean tensor, as `call` receives it.
+
+        Returns:
+            A dict of `codes` (int64, the inputs' shape without the class
+            axis), `one_hot` and `probs` (float32, the codes' shape plus the
+            K classes: the class axis moved last; `probs = softmax(logits)`).
+
+        Example:
+
+        >>> layer = GumbelSoftmax(hard=True)
+        >>> out = layer.discrete_codes(keras.ops.array([[0.0, 2.0, 1.0]]))
+        >>> keras.ops.convert_to_numpy(out["codes"])
+        array([1])
+        """
+        check_float_tensor("inputs", inputs)
+        mask = self._class_mask(inputs, mask)
+        logits = ops.cast(inputs, "float32")
+        one_hot = gumbel_ops.one_hot_argmax(logits, axis=self.axis, mask=mask)
+        probs = gumbel_ops.tempered_softmax(logits, 1.0, axis=self.axis, mask=mask)
+        one_hot = ops.moveaxis(one_hot, self.axis, -1)
+        probs = ops.moveaxis(probs, self.axis, -1)
+        # A row whose classes are all masked has an all-zero one-hot and code 0.
+        codes = ops.cast(ops.argmax(one_hot, axis=-1), codes_dtype())
+        return {"codes": codes, "one_hot": one_hot, "probs": probs}
 
     def get_config(self):
         config = super().get_config()

@@ -10,6 +10,20 @@ from keras_gumbel.validation import check_optional_int
 from keras_gumbel.validation import check_positive_float
 
 
+def codes_dtype():
+    """The integer dtype of discrete codes: "int64" where the backend has it.
+
+    JAX has no 64-bit integers unless `jax_enable_x64` is on; there the codes
+    are "int32" (a SavedModel export casts them to int64 either way).
+    """
+    if keras.backend.backend() == "jax":
+        import jax
+
+        if not jax.config.read("jax_enable_x64"):
+            return "int32"
+    return "int64"
+
+
 @register
 class TemperatureFloor(keras.constraints.Constraint):
     """Keeps a learned temperature at or above `min_value` (> 0).
@@ -42,7 +56,10 @@ class TemperatureLayer(keras.layers.Layer):
 
     Subclasses implement `sample(logits, temperature, mask)` (the training
     path, random) and `deterministic(logits, temperature, mask)` (the
-    inference path, no random numbers).
+    inference path, no random numbers), and the discrete-codes protocol:
+    `discrete_codes(inputs, mask=None)` and a class attribute
+    `codes_description`, which `keras_gumbel.export` uses to serve the
+    layer's codes.
 
     Args:
         temperature: Float > 0. Initial temperature.
@@ -96,10 +113,23 @@ class TemperatureLayer(keras.layers.Layer):
         )
         self.supports_masking = True
 
+    # The discrete-codes protocol: a short description of what the codes
+    # index, set by every layer that implements `discrete_codes`.
+    codes_description = None
+
     def call(self, inputs, training=None, mask=None):
         check_float_tensor("inputs", inputs)
-        # A mask of the inputs' rank selects classes (or units); a mask of
-        # lower rank is a Keras time-step mask, which only passes through.
+        mask = self._class_mask(inputs, mask)
+        if training or self.sample_at_inference:
+            return self.sample(inputs, self.temperature_variable, mask)
+        return self.deterministic(inputs, self.temperature_variable, mask)
+
+    def _class_mask(self, inputs, mask):
+        """The boolean mask of classes (or units) that `call` applies, or None.
+
+        A mask of the inputs' rank selects classes (or units); a mask of
+        lower rank is a Keras time-step mask, which only passes through.
+        """
         if mask is not None and len(mask.shape) != len(inputs.shape):
             mask = None
         if mask is not None:
@@ -109,15 +139,43 @@ class TemperatureLayer(keras.layers.Layer):
             # such classes as masked so the temperature gradient stays finite.
             finite = inputs > float("-inf")
             mask = finite if mask is None else ops.logical_and(mask, finite)
-        if training or self.sample_at_inference:
-            return self.sample(inputs, self.temperature_variable, mask)
-        return self.deterministic(inputs, self.temperature_variable, mask)
+        return mask
 
     def sample(self, logits, temperature, mask):
         raise NotImplementedError
 
     def deterministic(self, logits, temperature, mask):
         raise NotImplementedError
+
+    def discrete_codes(self, inputs, mask=None):
+        """The deterministic discrete codes of `inputs`; no random numbers.
+
+        The discrete-codes protocol, which `keras_gumbel.export` serves:
+        computed from exactly what `call` receives as `inputs` (and `mask`,
+        honoured as in `call`: masked classes are never chosen), it returns
+        a dict of three tensors:
+
+        - "codes": int64 indices of the deterministic choice (`codes_dtype()`:
+          int32 on JAX without 64-bit integers);
+        - "one_hot": float32 one-hot (or k-hot) vectors of the codes, the
+          class axis last;
+        - "probs": float32 probabilities of the underlying categorical
+          distribution (softmax of the logits, temperature-free), the class
+          axis last.
+
+        Each subclass documents its shapes and sets `codes_description`.
+
+        Args:
+            inputs: The tensor `call` receives.
+            mask: Optional mask, as `call` receives it.
+
+        Returns:
+            A dict with keys "codes", "one_hot" and "probs".
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement `discrete_codes`, so it has no "
+            "discrete codes to export."
+        )
 
     def compute_output_shape(self, input_shape):
         return input_shape
