@@ -14,10 +14,12 @@ from keras_gumbel import schedules
 from keras_gumbel.callbacks import TemperatureScheduler
 from keras_gumbel.layers import GumbelSigmoid
 from keras_gumbel.layers import GumbelSoftmax
+from keras_gumbel.layers import GumbelVectorQuantizer
 
 __all__ = [
     "GumbelSigmoid",
     "GumbelSoftmax",
+    "GumbelVectorQuantizer",
     "TemperatureScheduler",
     "callbacks",
     "layers",
