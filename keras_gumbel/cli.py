@@ -135,6 +135,12 @@ def _add_train_arguments(parser):
     run.add_argument("--overwrite", action="store_true", help="replace an existing run in --output")
     run.add_argument("--strategy", choices=("one", "mirrored", "multi-worker"), default="one")
     run.add_argument("--eval-samples", type=_positive_int, default=1000, help="m of the test bound")
+    run.add_argument(
+        "--restore-best",
+        action="store_true",
+        help="evaluate, save and export the weights of the epoch with the lowest validation "
+        "loss instead of the last epoch's (as Keras's EarlyStopping(restore_best_weights=True))",
+    )
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -168,6 +174,7 @@ def _config_from_args(args):
         num_labels=args.num_labels,
         alpha=args.alpha,
         strategy=args.strategy,
+        restore_best=args.restore_best,
         seed=args.seed,
     )
 

@@ -56,6 +56,11 @@ class RunConfig:
             model, balanced over the classes.
         alpha: Weight of the labelled cross-entropy (semi-supervised).
         strategy: "one", "mirrored" or "multi-worker" (`TF_CONFIG`).
+        restore_best: Whether the run's final model, metrics and export use
+            the weights of the epoch with the lowest validation loss (the
+            convention of Keras's `EarlyStopping(restore_best_weights=True)`)
+            instead of the last epoch's. Training itself always continues
+            from the last epoch.
         seed: Seed of the initial weights, data order, binarization and sampling.
     """
 
@@ -82,6 +87,7 @@ class RunConfig:
     num_labels: int = 100
     alpha: float = 1.0
     strategy: str = "one"
+    restore_best: bool = False
     seed: int = 0
 
     def __post_init__(self):
@@ -111,6 +117,8 @@ class RunConfig:
         _positive_int("num_classes", self.num_classes, minimum=2)
         if self.num_vars is not None:
             _positive_int("num_vars", self.num_vars)
+        if not isinstance(self.restore_best, bool):
+            raise ConfigError(f"`restore_best` must be true or false, got {self.restore_best!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ConfigError(f"`seed` must be an integer, got {self.seed!r}")
         for name in ("learning_rate", "tau0", "tau_min", "alpha"):

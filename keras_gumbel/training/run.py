@@ -22,7 +22,9 @@ from keras_gumbel.callbacks import temperature_layers
 from keras_gumbel.models import importance_bound
 from keras_gumbel.models import independent_pixels_nll
 from keras_gumbel.training import builders
+from keras_gumbel.training.checkpoints import WEIGHTS
 from keras_gumbel.training.checkpoints import RunCheckpoint
+from keras_gumbel.training.checkpoints import best_checkpoint
 from keras_gumbel.training.checkpoints import latest_checkpoint
 from keras_gumbel.training.checkpoints import read_state
 from keras_gumbel.training.checkpoints import write_history
@@ -97,13 +99,36 @@ def _check_data_matches(run_dir, data):
         )
 
 
-def restore(run_dir, config=None, data=None, strategy=None):
+def _load_best(model, run_dir, state):
+    """Loads the best-validation weights into `model`; returns the updated state.
+
+    The state keeps the newest checkpoint's history and adds
+    `restored_epoch`, the epoch whose weights the model now holds.
+    """
+    found = best_checkpoint(run_dir)
+    if found is None:
+        raise RunError(
+            f"run {run_dir} has no best-validation checkpoint (it has no validation loss, "
+            "or was trained before best epochs were recorded); evaluate its last epoch "
+            "with restore_best off"
+        )
+    directory, best = found
+    model.load_weights(directory / WEIGHTS)
+    return {**state, "restored_epoch": best["epoch"], "best": best}
+
+
+def restore(run_dir, config=None, data=None, strategy=None, best=None):
     """Rebuilds a run's model from its config and newest checkpoint.
+
+    Args:
+        best: Whether to load the weights of the best-validation epoch
+            instead of the newest; None follows the run's `restore_best`.
 
     Returns:
         `(model, state)`: the model with weights, optimizer state and
         temperature restored, and the checkpoint's state dict (None when
-        the run has no checkpoint yet).
+        the run has no checkpoint yet; with the best epoch, its
+        `restored_epoch` says which epoch the weights are from).
     """
     config = config or load_config(run_dir)
     data = data or builders.build_data(config)
@@ -114,8 +139,11 @@ def restore(run_dir, config=None, data=None, strategy=None):
     checkpoint = latest_checkpoint(run_dir)
     if checkpoint is None:
         return model, None
-    model.load_weights(checkpoint / "model.weights.h5")
-    return model, read_state(checkpoint)
+    model.load_weights(checkpoint / WEIGHTS)
+    state = read_state(checkpoint)
+    if config.restore_best if best is None else best:
+        state = _load_best(model, run_dir, state)
+    return model, state
 
 
 def train(config, run_dir, *, resume=False, overwrite=False, evaluate_after=True, verbose="auto"):
@@ -140,7 +168,10 @@ def train(config, run_dir, *, resume=False, overwrite=False, evaluate_after=True
     if not resume and chief:
         _prepare_new_run_dir(run_dir, overwrite)
     data = builders.build_data(config)
-    model, state = restore(run_dir, config, data, strategy) if resume else (None, None)
+    # Training continues from the newest epoch, whatever `restore_best` says.
+    model, state = (
+        restore(run_dir, config, data, strategy, best=False) if resume else (None, None)
+    )
     if model is None:
         with strategy.scope():
             model = _build(config, data)
@@ -154,7 +185,11 @@ def train(config, run_dir, *, resume=False, overwrite=False, evaluate_after=True
     if temperature_layers(model):
         callbacks.append(TemperatureScheduler(builders.build_schedule(config)))
     checkpoint = RunCheckpoint(
-        run_dir, history, state["train_seconds"] if state else 0.0, write=chief
+        run_dir,
+        history,
+        state["train_seconds"] if state else 0.0,
+        write=chief,
+        best=state.get("best") if state else None,
     )
     callbacks.append(checkpoint)
     if chief:
@@ -169,6 +204,9 @@ def train(config, run_dir, *, resume=False, overwrite=False, evaluate_after=True
             callbacks=callbacks,
             verbose=verbose,
         )
+    if config.restore_best:
+        # Every worker holds the same weights after this, chief or not.
+        _load_best(model, run_dir, {})
     if chief:
         write_history(run_dir, checkpoint.history)
         model.save(run_dir / "model.keras")
@@ -203,12 +241,17 @@ def evaluate(run_dir, *, num_samples=None, model=None, data=None, config=None, f
     eval_seconds = time.perf_counter() - started
     checkpoint = latest_checkpoint(run_dir)
     state = read_state(checkpoint) if checkpoint else {}
+    best = best_checkpoint(run_dir) if config.restore_best else None
     sampler = temperature_layers(model)
     metrics = {
         "model": config.model,
         "estimator": config.estimator,
         "data": data.description,
         "epochs": state.get("epoch"),
+        # The epoch whose weights were evaluated: the best-validation one
+        # with restore_best, else the last.
+        "evaluated_epoch": best[1]["epoch"] if best else state.get("epoch"),
+        "restore_best": config.restore_best,
         "steps": int(model.optimizer.iterations.numpy()),
         "temperature": float(sampler[0].temperature_variable.numpy()) if sampler else None,
         **test_metrics,
