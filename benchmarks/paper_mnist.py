@@ -1,0 +1,299 @@
+"""Table 1 of Jang et al. (2017) on full, statically binarized MNIST, unit by unit.
+
+Every unit is one resumable command whose result JSON lands in
+`benchmarks/results/paper_mnist/units/` (with the per-image test bounds
+beside it, for paired standard errors), so the grid can be finished over
+several sittings on fresh machines: commit each JSON as it lands.
+
+    python benchmarks/paper_mnist.py unit MODEL ESTIMATOR [--candidate C] [--seed S]
+    python benchmarks/paper_mnist.py plan      # the units still to run, in order
+    python benchmarks/paper_mnist.py report    # paper_mnist.{md,json,png} from the units
+
+Protocol (the paper's, ../PAPER.md sections 3.1 to 3.3, with what it leaves
+open fixed here):
+
+- Data: MNIST's 60,000 training digits split 50,000 / 10,000 (the last
+  10,000 validate) and its 10,000 test digits, each pixel drawn once from
+  Bernoulli(intensity) with seed 0 (`keras_gumbel.datasets.load(DIR,
+  binarization="static", seed=0)`). The bits' SHA-256 is recorded in every
+  unit, and `--save-data` writes them (packed) beside the runs.
+- Training: batch 100 for 100 epochs, 50,000 steps, with the weights of the
+  epoch of lowest validation loss kept (`restore_best`).
+- VAEs: the model's default optimizer (Adam, learning rate 1e-3, as the
+  paper's reference notebook), the temperature `max(0.5, exp(-r t))`
+  recomputed every N steps; (r, N) is chosen on validation from the paper's
+  grid {1e-5, 1e-4} x {500, 1000} on full-length Gumbel-Softmax runs, and
+  the chosen schedule is used by every annealed estimator of the same model
+  (ST Gumbel-Softmax, annealed ST, Gumbel-Rao, GST).
+- SBNs: SGD with momentum 0.9, the learning rate chosen per estimator on
+  validation from the paper's list {3e-5, 1e-5, 3e-4, 1e-4, 3e-3, 1e-3}
+  with 5,000-step runs (`--candidate lr...` units with `--epochs 10`);
+  tau = 1.
+- Test: the m = 1000 bound on the 10,000 test digits (negative
+  importance-weighted ELBO for VAEs, `-log (1/m) sum_i p(x_lower | h_i)` for
+  SBNs) and the single-sample loss, in nats, with the standard error over
+  test images.
+"""
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import cpu_model  # noqa: E402
+from table1 import GUMBEL_FAMILY  # noqa: E402
+from table1 import LATER_ESTIMATORS  # noqa: E402
+from table1 import MODELS  # noqa: E402
+from table1 import PAPER_ESTIMATORS  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+UNITS = RESULTS / "paper_mnist" / "units"
+ESTIMATORS = PAPER_ESTIMATORS + LATER_ESTIMATORS
+EPOCHS = 100
+SELECTION_EPOCHS = 10
+BATCH_SIZE = 100
+EVAL_SAMPLES = 1000
+DATA_SEED = 0
+
+
+def is_vae(model):
+    return model.endswith("-vae")
+
+
+def annealed(model, estimator):
+    return estimator == "annealed_straight_through" or (
+        estimator in GUMBEL_FAMILY and is_vae(model)
+    )
+
+
+def schedule_label(rate, interval):
+    return f"r{rate:g}-n{interval}"
+
+
+def lr_label(learning_rate):
+    return f"lr{learning_rate:g}"
+
+
+def parse_candidate(label):
+    """`r1e-05-n500` -> {"anneal_rate", "anneal_interval"}; `lr0.003` -> {"learning_rate"}."""
+    if label.startswith("lr"):
+        return {"learning_rate": float(label[2:])}
+    if label.startswith("r") and "-n" in label:
+        rate, interval = label[1:].split("-n")
+        return {"anneal_rate": float(rate), "anneal_interval": int(interval)}
+    raise ValueError(f"unknown candidate {label!r}: expected lr<rate> or r<rate>-n<interval>")
+
+
+def canonical_candidate(label):
+    """One spelling per candidate, so that `r1e-4-n500` and `r0.0001-n500` are one unit."""
+    if not label:
+        return None
+    values = parse_candidate(label)
+    if "learning_rate" in values:
+        return lr_label(values["learning_rate"])
+    return schedule_label(values["anneal_rate"], values["anneal_interval"])
+
+
+def unit_name(model, estimator, candidate, seed, epochs):
+    name = f"{model}__{estimator}__{candidate or 'default'}__s{seed}"
+    return name if epochs == EPOCHS else f"{name}__e{epochs}"
+
+
+def run_config(model, estimator, candidate, seed, epochs, data, eval_samples=EVAL_SAMPLES):
+    from keras_gumbel.training import RunConfig
+
+    settings = dict(
+        model=model,
+        data=data,
+        binarization="static",
+        epochs=epochs,
+        batch_size=BATCH_SIZE,
+        estimator=estimator,
+        eval_samples=eval_samples,
+        restore_best=True,
+        seed=seed,
+    )
+    if is_vae(model):
+        settings.update(optimizer="adam", learning_rate=1e-3)
+    else:
+        settings.update(optimizer="sgd")
+    if annealed(model, estimator):
+        settings.update(schedule="exponential", tau0=1.0, tau_min=0.5)
+    else:
+        settings.update(schedule="constant", tau0=1.0)
+    if candidate:
+        settings.update(parse_candidate(candidate))
+    if not is_vae(model) and "learning_rate" not in settings:
+        raise ValueError(f"an SBN unit needs a learning-rate candidate (lr...); got {candidate!r}")
+    if annealed(model, estimator) and "anneal_rate" not in settings:
+        raise ValueError(f"{model} / {estimator} is annealed: it needs a candidate r...-n...")
+    return RunConfig(**settings)
+
+
+def data_fingerprint(data):
+    digest = hashlib.sha256()
+    for array in (data.x_train, data.x_val, data.x_test):
+        digest.update(np.packbits(np.asarray(array, np.uint8)).tobytes())
+    return digest.hexdigest()
+
+
+def run_unit(args, argv=None):
+    """Trains (or resumes) one unit, evaluates its best-validation weights, writes its JSON."""
+    import keras
+    import tensorflow as tf
+
+    if args.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    from keras_gumbel import datasets
+    from keras_gumbel.models import importance_bound
+    from keras_gumbel.models import independent_pixels_nll
+    from keras_gumbel.training import builders
+    from keras_gumbel.training import restore
+    from keras_gumbel.training import train
+
+    args.candidate = canonical_candidate(args.candidate)
+    name = unit_name(args.model, args.estimator, args.candidate, args.seed, args.epochs)
+    units_dir = Path(args.units_dir)
+    out = units_dir / f"{name}.json"
+    if out.is_file() and not args.force:
+        print(f"{name}: done ({out})")
+        return json.loads(out.read_text())
+    config = run_config(
+        args.model, args.estimator, args.candidate, args.seed, args.epochs, args.data,
+        args.eval_samples,
+    )  # fmt: skip
+    run_dir = Path(args.runs_dir) / name
+    images = datasets.load(args.data, binarization="static", seed=DATA_SEED)
+    fingerprint = data_fingerprint(images)
+    if args.save_data:
+        path = Path(args.runs_dir) / f"binarized_mnist_seed{DATA_SEED}.npz"
+        if not path.is_file():
+            np.savez_compressed(
+                path,
+                **{
+                    k: np.packbits(getattr(images, k).astype(np.uint8))
+                    for k in ("x_train", "x_val", "x_test")
+                },
+                shape=np.asarray(images.image_shape),
+            )
+    # The unit's own seed sets weights and sampling; the bits are fixed by DATA_SEED.
+    assert config.seed == args.seed
+    resume = (run_dir / "config.json").is_file()
+    cpu, wall = time.process_time(), time.time()
+    history = train(
+        config, run_dir, resume=resume, overwrite=not resume, evaluate_after=False, verbose=0
+    )
+    train_cpu, train_wall = time.process_time() - cpu, time.time() - wall
+    keras.backend.clear_session()
+
+    cpu, wall = time.process_time(), time.time()
+    data = builders.build_data(config)
+    model, state = restore(run_dir, config, data)
+    single = model.evaluate(data.test, verbose=0, return_dict=True)["loss"]
+    bounds = importance_bound(model, data.test, num_samples=args.eval_samples)
+    baseline = independent_pixels_nll(data.train_targets, data.test_arrays[-1])
+    eval_cpu, eval_wall = time.process_time() - cpu, time.time() - wall
+    bounds_path = out.with_suffix(".bounds.npy")
+    units_dir.mkdir(parents=True, exist_ok=True)
+    np.save(bounds_path, bounds.astype(np.float32))
+    val = [float(v) for v in history["val_loss"]]
+    result = {
+        "unit": name,
+        "model": args.model,
+        "estimator": args.estimator,
+        "candidate": args.candidate,
+        "seed": args.seed,
+        "config": json.loads(config.to_json()),
+        "epochs": state["epoch"],
+        "steps_per_epoch": math.ceil(len(images.x_train) / BATCH_SIZE),
+        "steps": state["epoch"] * math.ceil(len(images.x_train) / BATCH_SIZE),
+        "best_epoch": state["restored_epoch"],
+        "best_val_loss": min((v for v in val if math.isfinite(v)), default=None),
+        "val_loss": val,
+        "loss": [float(v) for v in history["loss"]],
+        "test_negative_bound": float(np.mean(bounds)),
+        "test_negative_bound_stderr": float(np.std(bounds) / np.sqrt(len(bounds))),
+        "test_bound_samples": args.eval_samples,
+        "test_single_sample_loss": float(single),
+        "test_independent_pixels_nll": float(np.mean(baseline)),
+        "test_examples": int(len(bounds)),
+        # Process CPU time of this invocation (a resumed unit counts only its own part),
+        # plus the training time the run's checkpoints recorded across attempts.
+        "train_cpu_seconds": train_cpu,
+        "train_wall_seconds_all_attempts": state.get("train_seconds"),
+        "train_wall_seconds": train_wall,
+        "eval_cpu_seconds": eval_cpu,
+        "eval_wall_seconds": eval_wall,
+        "data": args.data,
+        "data_sha256": fingerprint,
+        "data_split": [len(images.x_train), len(images.x_val), len(images.x_test)],
+        "machine": f"{cpu_model()}, {os.cpu_count()} cores, {platform.machine()}",
+        "command": "python benchmarks/paper_mnist.py "
+        + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]) if a != "--force"),
+    }
+    out.write_text(json.dumps(result, indent=1))
+    print(
+        f"{name}: test {result['test_negative_bound']:.2f} +- "
+        f"{result['test_negative_bound_stderr']:.2f} nats (single sample {single:.2f}), "
+        f"best epoch {result['best_epoch']}, {train_wall / 60:.1f} + {eval_wall / 60:.1f} min"
+    )
+    return result
+
+
+def load_units(units_dir):
+    units = {}
+    for path in sorted(Path(units_dir).glob("*.json")):
+        unit = json.loads(path.read_text())
+        units[unit["unit"]] = unit
+    return units
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    unit = commands.add_parser("unit", help="train and evaluate one unit")
+    unit.add_argument("model", choices=MODELS)
+    unit.add_argument("estimator", choices=ESTIMATORS)
+    unit.add_argument("--candidate", help="lr<rate> (SBNs) or r<rate>-n<interval> (annealed)")
+    unit.add_argument("--seed", type=int, default=0)
+    unit.add_argument("--epochs", type=int, default=EPOCHS)
+    unit.add_argument("--data", default=os.environ.get("MNIST_DIR", "mnist"))
+    unit.add_argument("--runs-dir", default="runs/paper_mnist")
+    unit.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0: default)")
+    unit.add_argument("--save-data", action="store_true", help="write the binarized bits")
+    unit.add_argument("--force", action="store_true", help="recompute a finished unit")
+    unit.add_argument("--eval-samples", type=int, default=EVAL_SAMPLES, help="m of the test bound")
+    unit.add_argument("--units-dir", default=str(UNITS), help="where result JSONs go")
+    for name, text in (("plan", "print the units still to run"), ("report", "write the table")):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("--units-dir", default=str(UNITS))
+        if name == "report":
+            sub.add_argument("--out", default=str(RESULTS / "paper_mnist"), help="file stem")
+    args = parser.parse_args(argv)
+    if args.command == "unit":
+        Path(args.runs_dir).mkdir(parents=True, exist_ok=True)
+        run_unit(args, argv)
+        return
+    import paper_mnist_report
+
+    units = load_units(args.units_dir)
+    if args.command == "plan":
+        for todo in paper_mnist_report.plan(units):
+            print(paper_mnist_report.command(*todo))
+    else:
+        payload = paper_mnist_report.report(units, args.units_dir, args.out)
+        print(f"{len(payload['cells'])} cells, {len(payload['pending_units'])} units pending")
+
+
+if __name__ == "__main__":
+    main()

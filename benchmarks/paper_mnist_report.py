@@ -1,0 +1,326 @@
+"""The plan and the report of `benchmarks/paper_mnist.py`: selection, cells, comparisons.
+
+`plan(units)` lists every unit the grid needs, in the order to run them,
+given what has finished (a unit's hyperparameters may depend on finished
+selection units). `report(units)` writes `paper_mnist.{md,json,png}`:
+every cell beside the paper's number, the selected hyperparameters, and
+Gumbel-Softmax against each of the paper's other estimators with paired
+standard errors.
+"""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+from paper_mnist import EPOCHS
+from paper_mnist import ESTIMATORS
+from paper_mnist import SELECTION_EPOCHS
+from paper_mnist import annealed
+from paper_mnist import is_vae
+from paper_mnist import lr_label
+from paper_mnist import schedule_label
+from table1 import ESTIMATOR_LABELS
+from table1 import MODEL_LABELS
+from table1 import MODELS
+from table1 import PAPER
+from table1 import PAPER_ESTIMATORS
+from table1 import PAPER_LEARNING_RATES
+from table1 import PAPER_VAE_SCHEDULES
+
+VAE_CANDIDATES = tuple(schedule_label(r, n) for r, n in PAPER_VAE_SCHEDULES)
+SBN_CANDIDATES = tuple(lr_label(lr) for lr in PAPER_LEARNING_RATES)
+# Cells run with three seeds, so that their differences are judged against
+# the spread between training runs.
+SEEDED = {
+    ("categorical-vae", e) for e in ("gumbel_softmax", "st_gumbel_softmax", "straight_through")
+}
+SEEDS = (0, 1, 2)
+PRIORITY = ("categorical-vae", "bernoulli-vae", "sbn-categorical", "sbn-bernoulli")
+
+
+def _units_of(units, model, estimator, epochs, seed=0):
+    return {
+        u["candidate"]: u
+        for u in units.values()
+        if u["model"] == model
+        and u["estimator"] == estimator
+        and u["seed"] == seed
+        and u["config"]["epochs"] == epochs
+    }
+
+
+def _best(candidates):
+    finite = {k: u for k, u in candidates.items() if u["best_val_loss"] is not None}
+    return min(finite, key=lambda k: finite[k]["best_val_loss"]) if finite else None
+
+
+def selection(units, model, estimator):
+    """How a cell's hyperparameter is chosen, and the choice if it can be made yet.
+
+    Returns:
+        `(candidate, how, needed)`: the chosen candidate label (None when
+        pending, or when the cell has no hyperparameter), a sentence saying
+        how it was chosen, and the selection units still to run as
+        `(model, estimator, candidate, epochs)`.
+    """
+    if is_vae(model):
+        if not annealed(model, estimator):
+            return None, "no hyperparameter (temperature unused; Adam 1e-3)", []
+        runs = _units_of(units, model, "gumbel_softmax", EPOCHS)
+        needed = [(model, "gumbel_softmax", c, EPOCHS) for c in VAE_CANDIDATES if c not in runs]
+        how = (
+            "schedule (r, N) chosen on the best validation loss of full-length Gumbel-Softmax "
+            "runs over the paper's grid, then used by every annealed estimator of this model"
+        )
+        return (None if needed else _best(runs)), how, needed
+    runs = _units_of(units, model, estimator, SELECTION_EPOCHS)
+    needed = [(model, estimator, c, SELECTION_EPOCHS) for c in SBN_CANDIDATES if c not in runs]
+    how = (
+        f"learning rate chosen per estimator on the best validation loss of "
+        f"{SELECTION_EPOCHS}-epoch runs over the paper's list"
+    )
+    return (None if needed else _best(runs)), how, needed
+
+
+def plan(units):
+    """Every unit still to run, as `(model, estimator, candidate, seed, epochs)`."""
+    todo = []
+    for model in MODELS:
+        for estimator in ESTIMATORS:
+            candidate, _, needed = selection(units, model, estimator)
+            todo += [(m, e, c, 0, ep) for m, e, c, ep in needed]
+            if needed:
+                continue
+            seeds = SEEDS if (model, estimator) in SEEDED else (0,)
+            for seed in seeds:
+                if candidate not in _units_of(units, model, estimator, EPOCHS, seed):
+                    todo.append((model, estimator, candidate, seed, EPOCHS))
+    # Extra seeds last; the categorical VAE first; within a model, selection
+    # runs before full-length ones.
+    return sorted(
+        dict.fromkeys(todo),
+        key=lambda t: (t[3] > 0, PRIORITY.index(t[0]), t[4] == EPOCHS, ESTIMATORS.index(t[1])),
+    )
+
+
+def command(model, estimator, candidate, seed, epochs):
+    text = f"python benchmarks/paper_mnist.py unit {model} {estimator}"
+    if candidate:
+        text += f" --candidate {candidate}"
+    if seed:
+        text += f" --seed {seed}"
+    if epochs != EPOCHS:
+        text += f" --epochs {epochs}"
+    return text + " --data MNIST_DIR"
+
+
+def _bounds(units_dir, unit):
+    return np.load(Path(units_dir) / f"{unit['unit']}.bounds.npy").astype(np.float64)
+
+
+def cells(units):
+    """The selected unit of every (model, estimator) that has finished."""
+    found = {}
+    for model in MODELS:
+        for estimator in ESTIMATORS:
+            candidate, how, needed = selection(units, model, estimator)
+            if needed:
+                continue
+            unit = _units_of(units, model, estimator, EPOCHS).get(candidate)
+            if unit is not None:
+                found[model, estimator] = {"unit": unit, "how": how}
+    return found
+
+
+def paired(units_dir, a, b):
+    diff = _bounds(units_dir, a) - _bounds(units_dir, b)
+    return float(diff.mean()), float(diff.std() / math.sqrt(len(diff)))
+
+
+def seed_spread(units, model, estimator, candidate):
+    runs = [_units_of(units, model, estimator, EPOCHS, seed).get(candidate) for seed in SEEDS]
+    values = [u["test_negative_bound"] for u in runs if u is not None]
+    if len(values) < 2:
+        return None
+    return {
+        "seeds": len(values),
+        "values": values,
+        "mean": float(np.mean(values)),
+        "std": float(np.std(values, ddof=1)),
+    }
+
+
+def report(units, units_dir, out_stem):
+    """Writes `<out_stem>.{json,md,png}`; returns the JSON payload."""
+    found = cells(units)
+    rows = []
+    for (model, estimator), cell in found.items():
+        unit = cell["unit"]
+        paper = PAPER[model].get(estimator)
+        rows.append(
+            {
+                "model": model,
+                "estimator": estimator,
+                "unit": unit["unit"],
+                "selected": unit["candidate"],
+                "selection": cell["how"],
+                "test_negative_bound": unit["test_negative_bound"],
+                "test_negative_bound_stderr": unit["test_negative_bound_stderr"],
+                "test_single_sample_loss": unit["test_single_sample_loss"],
+                "paper": paper,
+                "difference": None if paper is None else unit["test_negative_bound"] - paper,
+                "steps": unit["steps"],
+                "best_epoch": unit["best_epoch"],
+                "train_cpu_minutes": unit["train_cpu_seconds"] / 60,
+                "eval_cpu_minutes": unit["eval_cpu_seconds"] / 60,
+                "seeds": seed_spread(units, model, estimator, unit["candidate"]),
+            }
+        )
+    comparisons = {}
+    for model in MODELS:
+        if (model, "gumbel_softmax") not in found:
+            continue
+        gs = found[model, "gumbel_softmax"]["unit"]
+        comparisons[model] = {
+            other: dict(
+                zip(("diff", "se"), paired(units_dir, gs, found[model, other]["unit"]), strict=True)
+            )
+            for other in PAPER_ESTIMATORS
+            if other != "gumbel_softmax" and (model, other) in found
+        }
+    todo = plan(units)
+    payload = {
+        "protocol": __import__("paper_mnist").__doc__,
+        "paper_table1": PAPER,
+        "cells": rows,
+        "gumbel_softmax_minus_other": comparisons,
+        "pending_units": [command(*t) for t in todo],
+        "units": sorted(units),
+    }
+    Path(f"{out_stem}.json").write_text(json.dumps(payload, indent=1))
+    Path(f"{out_stem}.md").write_text(markdown(payload, found))
+    plot(found, f"{out_stem}.png")
+    return payload
+
+
+def _cell_text(row):
+    text = f"{row['test_negative_bound']:.1f} ± {row['test_negative_bound_stderr']:.2f}"
+    if row["paper"] is not None:
+        text += f" ({row['paper']:.1f}, {row['difference']:+.1f})"
+    return text
+
+
+def markdown(payload, found):
+    by_key = {(r["model"], r["estimator"]): r for r in payload["cells"]}
+    lines = [
+        "# Table 1 of Jang et al. (2017) on full MNIST",
+        "",
+        "Test nats, lower is better, on the 10,000 MNIST test digits (static binarization, "
+        "seed 0; 50,000 / 10,000 / 10,000). Each cell: our m = 1000 bound ± its standard "
+        "error over test images (the paper's value, our difference). SBN: negative "
+        "log-likelihood of the lower half; VAE: negative importance-weighted bound. "
+        "Protocol and selection: `benchmarks/paper_mnist.py`; every unit's JSON, with its "
+        "command, is in `benchmarks/results/paper_mnist/units/`.",
+        "",
+        "| estimator | " + " | ".join(MODEL_LABELS[m] for m in MODELS) + " |",
+        "|---|" + "---|" * len(MODELS),
+    ]
+    for estimator in ESTIMATORS:
+        cells_text = [
+            _cell_text(by_key[m, estimator]) if (m, estimator) in by_key else "pending"
+            for m in MODELS
+        ]
+        lines.append(f"| {ESTIMATOR_LABELS[estimator]} | " + " | ".join(cells_text) + " |")
+    lines += [
+        "",
+        "## Single-sample bound beside the m = 1000 bound",
+        "",
+        "The paper's caption calls the VAE numbers a negative variational lower bound; "
+        "both readings are here. Selected hyperparameter, best-validation epoch, steps and "
+        "CPU minutes (training + evaluation) per cell.",
+        "",
+        "| model | estimator | m = 1000 | single sample | paper | selected | best epoch | "
+        "steps | CPU min |",
+        "|---|---|---:|---:|---:|---|---:|---:|---:|",
+    ]
+    for row in payload["cells"]:
+        paper = "" if row["paper"] is None else f"{row['paper']:.1f}"
+        lines.append(
+            f"| {MODEL_LABELS[row['model']]} | {ESTIMATOR_LABELS[row['estimator']]} | "
+            f"{row['test_negative_bound']:.2f} ± {row['test_negative_bound_stderr']:.2f} | "
+            f"{row['test_single_sample_loss']:.2f} | {paper} | {row['selected'] or '-'} | "
+            f"{row['best_epoch']} | {row['steps']} | "
+            f"{row['train_cpu_minutes'] + row['eval_cpu_minutes']:.0f} |"
+        )
+    lines += ["", "## Is Gumbel-Softmax the best of the paper's seven?", ""]
+    if not payload["gumbel_softmax_minus_other"]:
+        lines.append("No row has its Gumbel-Softmax cell yet.")
+    for model, others in payload["gumbel_softmax_minus_other"].items():
+        parts = [
+            f"{ESTIMATOR_LABELS[o]} {d['diff']:+.2f} ± {d['se']:.2f}" for o, d in others.items()
+        ]
+        lines.append(
+            f"- {MODEL_LABELS[model]}: Gumbel-Softmax minus "
+            + ("; ".join(parts) if parts else "(no other cell yet)")
+            + " (paired over test images; negative: Gumbel-Softmax is better)."
+        )
+    seeded = [r for r in payload["cells"] if r["seeds"]]
+    if seeded:
+        lines += ["", "## Spread between training runs", ""]
+        for row in seeded:
+            s = row["seeds"]
+            lines.append(
+                f"- {MODEL_LABELS[row['model']]}, {ESTIMATOR_LABELS[row['estimator']]}: "
+                f"{s['seeds']} seeds, {', '.join(f'{v:.2f}' for v in s['values'])}; "
+                f"mean {s['mean']:.2f}, standard deviation {s['std']:.2f}."
+            )
+    if payload["pending_units"]:
+        lines += [
+            "",
+            f"## Pending: {len(payload['pending_units'])} units",
+            "",
+            "Run them in this order (selection units first; MNIST_DIR holds the four IDX "
+            "files, e.g. from `keras.datasets` or `get-mnist`), committing each unit's JSON "
+            "as it lands; this table is then remade with `python benchmarks/paper_mnist.py "
+            "report`.",
+            "",
+            "```",
+            *payload["pending_units"],
+            "```",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def plot(found, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
+    for ax, model in zip(axes.ravel(), MODELS, strict=True):
+        tails = []
+        for i, estimator in enumerate(ESTIMATORS):
+            if (model, estimator) not in found:
+                continue
+            curve = found[model, estimator]["unit"]["val_loss"]
+            tails.extend(v for v in curve[len(curve) // 10 :] if math.isfinite(v))
+            style = "-" if estimator in PAPER_ESTIMATORS else "--"
+            ax.plot(range(1, len(curve) + 1), curve, style, color=f"C{i % 10}",
+                    label=ESTIMATOR_LABELS[estimator])  # fmt: skip
+        if tails:
+            low, high = min(tails), max(tails)
+            ax.set_ylim(low - 0.05 * (high - low + 1), high + 0.05 * (high - low + 1))
+        else:
+            ax.text(0.5, 0.5, "pending", ha="center", transform=ax.transAxes)
+        ax.set_title(MODEL_LABELS[model])
+        ax.set_xlabel("epoch (500 steps)")
+        ax.set_ylabel("validation loss (nats)")
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    fig.suptitle("Full MNIST: validation loss per epoch of each selected cell")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
