@@ -44,7 +44,8 @@ class Settings:
     # tf.data iterator, and its first ~8 steps at batch 100 measured 0.5-1 ms
     # slower than the rest; the timed steps are the steady state.
     train_warm_steps: int = 10
-    train_reps: tuple = (15, 5)
+    # Rounds per batch size: eight sides on a machine shared with other work.
+    train_reps: tuple = (25, 11)
     train_images: int = 10000
     eval_images: int = 500
     eval_reps: int = 3

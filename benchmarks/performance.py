@@ -11,8 +11,10 @@ Three sub-benchmarks, each selectable with `--only`:
   `jax.jit` against a `jax.numpy` floor) runs in a subprocess, since the Keras
   backend is fixed per process.
 - `training`: steady-state steps per second of `CategoricalVAE.fit` with a
-  `TemperatureScheduler` attached, against a hand-written `tf.function` loop
-  and a PyTorch loop of the same network and loss.
+  `TemperatureScheduler` attached, against hand-written `tf.function` loops of
+  the same network, loss and Keras Adam over an in-memory `tf.data` pipeline
+  (without XLA, with the optimizer update compiled by XLA as the models do,
+  and with the whole step in XLA) and a PyTorch loop.
 - `evaluation`: images per second of `importance_bound` (m = 1000) on
   Fashion-MNIST test images, the time for all 10,000 of them, and peak memory
   for several m.

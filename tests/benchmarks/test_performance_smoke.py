@@ -25,6 +25,8 @@ TRAINING_SIDES = (
     "keras_gumbel_fit_xla",
     "keras_gumbel_fit_no_xla",
     "tf_hand_loop",
+    "tf_hand_loop_xla_update",
+    "tf_hand_loop_xla",
     "keras_gumbel_train_step",
     "torch",
 )
@@ -152,8 +154,16 @@ def test_training_rows(results):
             assert row["fit_speed_vs_torch"] == pytest.approx(torch_time / fit["median_s"])
         else:
             assert row["fit_speed_vs_torch"] is None
+        hand_update = sides["tf_hand_loop_xla_update"]
+        assert row["fit_speed_vs_hand_xla_update"] == pytest.approx(
+            hand_update["median_s"] / fit["median_s"]
+        )
         xla = sides["keras_gumbel_fit_xla"]
         assert row["fit_xla_speed_vs_hand"] == pytest.approx(hand["median_s"] / xla["median_s"])
+        hand_xla = sides["tf_hand_loop_xla"]
+        assert row["fit_xla_speed_vs_hand_xla"] == pytest.approx(
+            hand_xla["median_s"] / xla["median_s"]
+        )
         no_xla = sides["keras_gumbel_fit_no_xla"]
         assert row["fit_no_xla_speed_vs_hand"] == pytest.approx(
             hand["median_s"] / no_xla["median_s"]
