@@ -12,13 +12,17 @@ from keras_gumbel import layers
 from keras_gumbel import ops
 from keras_gumbel import schedules
 from keras_gumbel.callbacks import TemperatureScheduler
+from keras_gumbel.layers import ConcreteSelect
 from keras_gumbel.layers import GumbelSigmoid
 from keras_gumbel.layers import GumbelSoftmax
+from keras_gumbel.layers import GumbelTopK
 from keras_gumbel.layers import GumbelVectorQuantizer
 
 __all__ = [
+    "ConcreteSelect",
     "GumbelSigmoid",
     "GumbelSoftmax",
+    "GumbelTopK",
     "GumbelVectorQuantizer",
     "TemperatureScheduler",
     "callbacks",

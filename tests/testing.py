@@ -41,6 +41,7 @@ def check_layer(
     input_shape,
     tmp_path,
     expected_output_dtype="float32",
+    output_shape=None,
 ):
     """Runs the checks every keras-gumbel layer must pass.
 
@@ -50,9 +51,12 @@ def check_layer(
     - a `mixed_float16` copy returns float16 without NaN or Inf;
     - `.keras` save and load give identical inference outputs and keep a
       changed temperature.
+
+    `output_shape` (without the batch axis) defaults to `input_shape`.
     """
     rng = np.random.default_rng(0)
     x = rng.normal(size=(8,) + tuple(input_shape)).astype("float32")
+    output_shape = (8,) + tuple(input_shape if output_shape is None else output_shape)
 
     # Config and JSON round trips.
     layer = layer_cls(**init_kwargs)
@@ -70,7 +74,7 @@ def check_layer(
     symbolic = layer_cls(**init_kwargs)(keras.Input(shape=input_shape))
     eager = layer_cls(**init_kwargs)(x, training=True)
     assert tuple(symbolic.shape)[1:] == tuple(eager.shape)[1:]
-    assert tuple(eager.shape) == x.shape
+    assert tuple(eager.shape) == output_shape
 
     # A compiled fit step reaches the weights before the layer.
     inputs = keras.Input(shape=input_shape)
@@ -79,7 +83,7 @@ def check_layer(
     model = keras.Model(inputs, outputs)
     model.compile(optimizer=keras.optimizers.SGD(0.5), loss="mse")
     before = to_numpy(dense.kernel).copy()
-    target = rng.uniform(size=x.shape).astype("float32")
+    target = rng.uniform(size=output_shape).astype("float32")
     model.fit(x, target, batch_size=8, epochs=1, verbose=0)
     assert not np.allclose(to_numpy(dense.kernel), before)
 
