@@ -22,14 +22,17 @@ class DARNEstimator(ScoreFunctionEstimator):
 
     ```
     signal_v = sum_c df/dz_{v,c}(z) * (z_{v,c} - z_bar_{v,c})
-    grad_l   = s * sum_v (signal_v - c) * grad_l log q(z_v | l_v)
+    grad_l   = s * sum_v (signal_v - b_v(x) - c) * grad_l log q(z_v | l_v)
     ```
 
     `z_bar` is the midpoint of the sample space, 1/2 for Bernoulli units as
     in Gregor et al. and Jang et al. (2017), `1/k` for `k` classes; with
     `center="mean"` it is the mean `E[z]` instead. `c` and `s` are the
-    running baseline and variance normalization of `ScoreFunctionEstimator`
-    (computed over all units' signals).
+    baselines and variance normalization of `ScoreFunctionEstimator`
+    applied to these signals: `c` is the running mean of
+    `signal_v - b_v(x)`, with an input-dependent baseline `b(x)` that has
+    one output per unit (variable), and `s` is computed over all units'
+    signals.
 
     Averaged over a Bernoulli unit's own sample (the others held fixed),
     `(z - 1/2) * d log q(z) / dl = (z (1 - p) + (1 - z) p) / 2`, so the
@@ -50,6 +53,8 @@ class DARNEstimator(ScoreFunctionEstimator):
         baseline: Boolean. Whether to subtract a running mean of the signal.
         normalize: Boolean. Whether to divide by `max(1, running std)`.
         decay: Float in [0, 1). Factor of the moving averages.
+        input_baseline: Boolean. Whether to subtract the learned `b(x)`.
+        baseline_units: Integer >= 1. Hidden units of `b`.
         **kwargs: Base layer keyword arguments.
 
     Reference:
@@ -73,7 +78,11 @@ class DARNEstimator(ScoreFunctionEstimator):
         super().__init__(**kwargs)
         self.center = center
 
-    def surrogate(self, objective, sample, logits, kind):
+    def signal_shape(self, logits_shape, kind):
+        # One signal per Bernoulli unit or categorical variable.
+        return tuple(logits_shape[:-1] if kind == "categorical" else logits_shape)
+
+    def surrogate(self, objective, sample, logits, kind, inputs=None):
         check_kind(kind, self.kinds)
         z = ops.stop_gradient(ops.cast(sample, "float32"))
         _, gradient = value_and_gradient(objective, z)
@@ -88,8 +97,8 @@ class DARNEstimator(ScoreFunctionEstimator):
         signal = gradient * (z - z_bar)
         if kind == "categorical":
             signal = ops.sum(signal, axis=-1)
-        centered, scale = self.standardize(signal)
-        return scale * per_example(centered * log_prob_elements(z, logits, kind))
+        centered, scale, fit = self.learning_signal(signal, inputs)
+        return scale * per_example(centered * log_prob_elements(z, logits, kind)) + fit
 
     def get_config(self):
         return {"center": self.center, **super().get_config()}

@@ -211,13 +211,22 @@ class Estimator:
 
     `sample(logits, kind, temperature, seed)` returns what the downstream
     network sees, with the estimator's gradient path to `logits`.
-    `surrogate(objective, sample, logits, kind)` returns a per-example term
-    whose gradient, added to the loss, completes the estimator (score-function
-    estimators), or None when the pathwise gradient is the whole estimator.
-    `objective` is a callable `z -> per-example loss` (e.g. `-log p(x | z)`),
-    so that an estimator may evaluate it at other points (MuProp, DARN). Only
-    the surrogate's gradient matters: its value is added to the minimized
-    objective but not to the reported loss.
+    `surrogate(objective, sample, logits, kind, inputs)` returns a
+    per-example term whose gradient, added to the loss, completes the
+    estimator (score-function estimators), or None when the pathwise
+    gradient is the whole estimator. `objective` is a callable
+    `z -> per-example loss` (e.g. `-log p(x | z)`), so that an estimator may
+    evaluate it at other points (MuProp, DARN); `inputs` is the model's
+    input batch, which an input-dependent baseline reads (None: no such
+    baseline). Only the surrogate's gradient matters: its value is added to
+    the minimized objective but not to the reported loss.
+
+    Two hooks serve models whose estimators learn: `build_baseline(
+    input_shape, logits_shape, kind)`, called from the model's `build`,
+    creates weights that depend on the input (the score-function family's
+    baseline network), and `scale_gradient(x)`, applied after `surrogate`
+    to the logits of an analytic loss term (a VAE's KL), rescales that
+    term's gradient like the estimator's own. Both do nothing here.
 
     Estimators with `uses_surrogate = True` draw exact samples with no
     gradient path; their whole gradient with respect to the logits is the
@@ -246,9 +255,17 @@ class Estimator:
     def sample(self, logits, kind, temperature, seed=None):
         raise NotImplementedError
 
-    def surrogate(self, objective, sample, logits, kind):
-        del objective, sample, logits, kind
+    def surrogate(self, objective, sample, logits, kind, inputs=None):
+        del objective, sample, logits, kind, inputs
         return None
+
+    def build_baseline(self, input_shape, logits_shape, kind):
+        """Creates weights that depend on the model's input; none here."""
+        del input_shape, logits_shape, kind
+
+    def scale_gradient(self, x):
+        """`x` with its gradient rescaled like the estimator's; unchanged here."""
+        return x
 
     def get_config(self):
         """The constructor arguments, so that `get(serialize(e))` rebuilds `e`."""

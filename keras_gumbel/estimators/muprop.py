@@ -20,23 +20,25 @@ class MuPropEstimator(ScoreFunctionEstimator):
 
     ```
     r      = f(z) - f(mu) - f'(mu) . (z - mu)
-    grad_l = s * (r - c) * grad_l log q(z | l)  +  f'(mu) . d mu / d l
+    grad_l = s * ((r - b_x(x) - c) * grad_l log q(z | l)  +  f'(mu) . d mu / d l)
     ```
 
     `b` is linear in `z` with coefficients that do not depend on the
     sample, so `E[b(z) grad log q(z)] = f'(mu) . d mu / d l` and, with
-    `s = 1`, the estimate is unbiased (`c` is a running mean of `r` from
-    earlier steps, which does not change the expectation). The second term
-    is the deterministic mean-field gradient; the first, a score function
-    on the residual `r`, corrects it.
+    `s = 1`, the estimate is unbiased (`c` is a running mean of
+    `r - b_x(x)` from earlier steps and `b_x` a learned input-dependent
+    baseline, neither of which depends on the sample). The second term is
+    the deterministic mean-field gradient; the first, a score function on
+    the residual `r`, corrects it.
 
-    Variance normalization (`normalize=True`, the default, as in the
-    paper's experiments) divides the residual's learning signal by
-    `s = max(1, running std of r)`, like the learning signal of
-    `ScoreFunctionEstimator`; the mean-field term is not a learning signal
-    and is not scaled. When the residual's spread exceeds 1 nat this
-    shrinks the correction and biases the estimate toward the mean-field
-    gradient; `normalize=False` gives the exactly unbiased estimator.
+    The residual gets the variance reduction of `ScoreFunctionEstimator`:
+    the input-dependent baseline `b_x(x)` and the running mean `c` are
+    subtracted from it, and variance normalization (`normalize=True`, the
+    default, as in the paper's experiments) divides the whole estimate, the
+    mean-field term included, by `max(1, running std of r - b_x(x) - c)`.
+    The estimate is then the unbiased one times a positive factor, as for
+    the score function: a step size that adapts to the residual's spread,
+    without tilting the gradient toward the mean-field term.
 
     In a network of several stochastic layers (`StochasticBinaryNetwork`)
     the objective of a layer is the downstream loss as a function of that
@@ -47,9 +49,11 @@ class MuPropEstimator(ScoreFunctionEstimator):
     JAX backend for the derivative.
 
     Args:
-        baseline: Boolean. Whether to subtract a running mean of `r`.
-        normalize: Boolean. Whether to divide by `max(1, running std of r)`.
+        baseline: Boolean. Whether to subtract a running mean `c`.
+        normalize: Boolean. Whether to divide by `max(1, running std)`.
         decay: Float in [0, 1). Factor of the moving averages.
+        input_baseline: Boolean. Whether to subtract a learned `b_x(x)`.
+        baseline_units: Integer >= 1. Hidden units of `b_x`.
         **kwargs: Base layer keyword arguments.
 
     Reference:
@@ -62,7 +66,7 @@ class MuPropEstimator(ScoreFunctionEstimator):
     biased = False
     evaluations = 2
 
-    def surrogate(self, objective, sample, logits, kind):
+    def surrogate(self, objective, sample, logits, kind, inputs=None):
         check_kind(kind, self.kinds)
         z = ops.stop_gradient(ops.cast(sample, "float32"))
         f_z = ops.stop_gradient(ops.cast(objective(z), "float32"))
@@ -70,5 +74,6 @@ class MuPropEstimator(ScoreFunctionEstimator):
         mu_value = ops.stop_gradient(mu)
         f_mu, gradient = value_and_gradient(objective, mu_value)
         residual = f_z - f_mu - per_example(gradient * (z - mu_value))
-        centered, scale = self.standardize(residual)
-        return scale * centered * log_prob(z, logits, kind) + per_example(gradient * mu)
+        centered, scale, fit = self.learning_signal(residual, inputs)
+        estimate = centered * log_prob(z, logits, kind) + per_example(gradient * mu)
+        return scale * estimate + fit

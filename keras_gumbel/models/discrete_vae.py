@@ -141,6 +141,7 @@ class DiscreteVAE(OneStepFit, CompiledUpdate, keras.Model):
         self.to_logits.build((input_shape[0], self.encoder_units[-1]))
         self.decoder.build((input_shape[0], self.latent.flat_size))
         self.output_layer.build((input_shape[0], self.decoder_units[-1]))
+        self.sampler.build_baseline((input_shape[0], self.input_dim), self.latent.logits_shape)
 
     # The pieces.
 
@@ -208,13 +209,20 @@ class DiscreteVAE(OneStepFit, CompiledUpdate, keras.Model):
 
             z = self.sampler(logits, training=True)
             reconstruction = objective(z)
-            kl = self._kl(logits)
-            total = reconstruction + kl
-            # Score-function estimators add a surrogate whose gradient is
-            # their estimate; pathwise ones return None.
-            surrogate = estimator.surrogate(objective, z, logits, self.latent.kind)
-            if surrogate is not None:
-                total = total + surrogate
+            if estimator.uses_surrogate:
+                # Score-function estimators add a surrogate whose gradient
+                # is their estimate (its baseline reads the input). Their
+                # variance normalization scales the KL term's gradient to
+                # the logits alike, so it rescales the encoder's gradient
+                # without tilting it toward the KL term.
+                surrogate = estimator.surrogate(
+                    objective, z, logits, self.latent.kind, inputs=flat_x
+                )
+                kl = self._kl(estimator.scale_gradient(logits))
+                total = reconstruction + kl + surrogate
+            else:
+                kl = self._kl(logits)
+                total = reconstruction + kl
             # Per-replica mean, divided by the replica count: the optimizer
             # sums the replicas' gradients.
             loss = tf.reduce_mean(total) / tf.distribute.get_strategy().num_replicas_in_sync

@@ -42,6 +42,11 @@ class LatentSampler(TemperatureLayer):
             return gumbel_ops.one_hot_argmax(logits)
         return gumbel_ops.threshold(logits)
 
+    def build_baseline(self, input_shape, logits_shape):
+        """Creates the estimator's input-dependent weights (score-function
+        baselines) for model inputs of `input_shape`; a no-op for others."""
+        self._estimator.build_baseline(input_shape, logits_shape, self.kind)
+
     def exact_sample(self, logits):
         """An exact discrete sample drawn with this layer's seed generator."""
         return estimators_lib.exact_sample(logits, self.kind, seed=self.seed_generator)

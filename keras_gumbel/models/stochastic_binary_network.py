@@ -110,6 +110,9 @@ class StochasticBinaryNetwork(OneStepFit, CompiledUpdate, keras.Model):
             dense.build((None, size))
             size = self.latent.flat_size
         self.output_layer.build((None, size))
+        # Every layer's score-function baseline reads the network's input.
+        for sampler in self.samplers:
+            sampler.build_baseline((None, self.input_dim), self.latent.logits_shape)
 
     def _ensure_built(self, x_upper, x_lower=None):
         if not self.built:
@@ -149,13 +152,14 @@ class StochasticBinaryNetwork(OneStepFit, CompiledUpdate, keras.Model):
         noise of this step's samples (common random numbers). At the
         step's own `h_i` it is therefore exactly the step's loss, the
         learning signal of every layer, as in REINFORCE for stochastic
-        networks. Away from `h_i` (MuProp's `f(mu)`, the derivatives of
-        DARN and MuProp) the layers above are straight-through
-        Gumbel-Softmax samples of that noise, so `objective_i` has a
-        derivative; it only enters control variates or, for DARN, a
-        biased signal, so MuProp stays unbiased. The output layer's
-        weights get the pathwise gradient of the NLL; each layer's logits
-        only get their own surrogate's.
+        networks; each layer's input-dependent baseline reads `x_upper`.
+        Away from `h_i` (MuProp's `f(mu)`, the derivatives of DARN and
+        MuProp) the layers above are straight-through Gumbel-Softmax
+        samples of that noise, so `objective_i` has a derivative; it only
+        enters control variates or, for DARN, a biased signal, so MuProp
+        stays unbiased. The output layer's weights get the pathwise
+        gradient of the NLL; each layer's logits only get their own
+        surrogate's.
         """
         x_upper, x_lower = data[:2]
         self._ensure_built(x_upper, x_lower)
@@ -203,7 +207,9 @@ class StochasticBinaryNetwork(OneStepFit, CompiledUpdate, keras.Model):
                             value = draw(j, self._layer_logits(j, value), smooth=True)
                         return -bernoulli_log_likelihood(x_lower, output_logits(value))
 
-                    surrogate = estimator.surrogate(objective, samples[i], logits[i], kind)
+                    surrogate = estimator.surrogate(
+                        objective, samples[i], logits[i], kind, inputs=x_upper
+                    )
                     if surrogate is not None:
                         total = total + surrogate
             loss = tf.reduce_mean(total) / tf.distribute.get_strategy().num_replicas_in_sync

@@ -214,7 +214,7 @@ def test_estimator_state_belongs_to_the_sampler_and_is_saved(tmp_path):
 
     sampler = LatentSampler(kind="categorical", estimator="muprop", seed=1)
     names = sorted(v.name for v in sampler.non_trainable_weights)
-    assert names == ["num_updates", "signal_mean", "signal_variance", "temperature"]
+    assert names == ["num_updates", "signal_mean", "signal_scale", "signal_variance", "temperature"]
     assert not any("signal" in v.name for v in sampler.trainable_weights)
     sampler._estimator.standardize(tf.constant([1.0, 5.0]))
     model = keras.Sequential([keras.Input((3, 4)), sampler])
