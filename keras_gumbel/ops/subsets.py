@@ -33,6 +33,7 @@ import keras
 from keras import ops
 
 from keras_gumbel.ops.relaxed import _MASKED_SCORE
+from keras_gumbel.ops.relaxed import _TINY
 from keras_gumbel.ops.relaxed import _check_temperature
 from keras_gumbel.ops.relaxed import _num_classes
 from keras_gumbel.ops.relaxed import gumbel_noise
@@ -42,6 +43,10 @@ from keras_gumbel.validation import check_float_tensor
 # this value: it keeps them finite (and below masked classes, which sit at
 # _MASKED_SCORE) whatever the temperature.
 _FLOOR = 3.0 * _MASKED_SCORE
+# Below this total weight of the other classes (the smallest normal float32),
+# log(1 - a) of the leading class is taken from the gap between the two
+# largest scores.
+_UNDERFLOW = _TINY
 
 
 def _check_k(k, num_classes):
@@ -194,35 +199,34 @@ def k_hot_top_k(logits, k, axis=-1, mask=None):
     return indices, ops.cast(k_hot, logits.dtype)
 
 
-def _logsumexp(z, axis):
-    # The shift is treated as a constant: the result does not depend on it,
-    # and the gradient of a max is a needless extra pass.
-    m = ops.stop_gradient(ops.max(z, axis=axis, keepdims=True))
-    return m + ops.log(ops.sum(ops.exp(z - m), axis=axis, keepdims=True))
-
-
 def _successive_softmax(z, k, tau, axis):
     """Sum of k successive softmaxes of the scaled scores `z`, in float32.
 
     `log(1 - a)` is computed without cancellation: as `log1p(-a)` where
-    `a <= 1/2`, and for the row's leading class (`a > 1/2`) as the
-    log-sum-exp of the other scores minus that of all scores. A class chosen
-    with `a` within float precision of 1 is therefore removed by as much as
-    the scores say rather than by a clipped amount, and logits far apart
-    (1e4) still give the exact k-hot vector as tau -> 0.
+    `a <= 1/2`, and for the row's leading class (`a > 1/2`, at most one) as
+    the log of the other classes' total weight. Where that total underflows
+    (the leading scaled score is ahead of every other by more than about
+    87), it is replaced by the gap to the second largest score: a removal
+    larger than the exact one by at most log(K - 1), which changes what
+    follows only for tau within about log(K) / 87 of 1. So a class chosen
+    with `a` within float precision of 1 is removed by as much as the
+    scores say rather than by a clipped amount, and logits far apart (1e4)
+    still give the exact k-hot vector as tau -> 0.
     """
     total = None
     for step in range(k):
-        m = ops.stop_gradient(ops.max(z, axis=axis, keepdims=True))
-        e = ops.exp(z - m)
-        s = ops.sum(e, axis=axis, keepdims=True)
-        a = e / s
+        a = ops.softmax(z, axis=axis)
         total = a if total is None else total + a
         if step == k - 1:
             break
         leading = a > 0.5
         log_rest = ops.log1p(-ops.minimum(a, 0.5))
-        log_leading = _logsumexp(ops.where(leading, _FLOOR, z), axis) - (m + ops.log(s))
+        others = ops.sum(ops.where(leading, 0.0, a), axis=axis, keepdims=True)
+        gap = ops.max(ops.where(leading, _FLOOR, z), axis=axis, keepdims=True) - ops.max(
+            z, axis=axis, keepdims=True
+        )
+        # Both branches stay finite, so neither gives a NaN gradient.
+        log_leading = ops.where(others > _UNDERFLOW, ops.log(ops.maximum(others, _UNDERFLOW)), gap)
         log_1m_a = ops.where(leading, log_leading, log_rest)
         z = ops.maximum(z + log_1m_a / tau, _FLOOR)
     return total
