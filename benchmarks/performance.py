@@ -35,6 +35,7 @@ Usage:
     python benchmarks/performance.py                        # the committed results
     python benchmarks/performance.py --smoke --out /tmp/perf
     python benchmarks/performance.py --only layer,training
+    python benchmarks/performance.py --only training --merge  # rerun one part
 """
 
 import argparse
@@ -87,6 +88,11 @@ def markdown(results, settings):
     m = results["machine"]
     v = m["versions"]
     threads = results["threads"]
+    runs = part_runs(results)
+    load = (
+        f"load average {results['load_average']['start']} at the start, "
+        f"{results['load_average']['end']} at the end (the machine is shared)"
+    )
     lines = [
         "# keras_gumbel performance",
         "",
@@ -94,15 +100,25 @@ def markdown(results, settings):
         + (" (smoke mode: tiny sizes)" if results["smoke"] else ""),
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']:.1f} GiB; {m['platform']}; "
-        f"load average {results['load_average']['start']} at the start, "
-        f"{results['load_average']['end']} at the end (the machine is shared).",
+        + (f"{load}." if len(runs) == 1 else "the machine is shared."),
         "",
+    ]
+    if len(runs) > 1:
+        lines += ["Parts measured by separate runs, merged with `--merge`:", ""]
+        for command, (names, run) in runs.items():
+            lines.append(
+                f"- {', '.join(names)}: `{command}`, load average {run['load_average']['start']} "
+                f"at the start, {run['load_average']['end']} at the end, "
+                f"{run['wall_s'] / 60:.1f} min."
+            )
+        lines.append("")
+    lines += [
         f"Versions: keras_gumbel {v['keras_gumbel']}, TensorFlow {v['tensorflow']}, Keras "
         f"{v['keras']}, TFP {v['tensorflow_probability']}, NumPy {v['numpy']}, PyTorch "
         f"{v['torch']}, JAX {v['jax']}, Python {m['python']}.",
         "",
-        f"Threads: {threads_text(threads)}. Peak RSS: {results['memory_method']}. "
-        f"Wall time of the run: {results['wall_s'] / 60:.1f} min.",
+        f"Threads: {threads_text(threads)}. Peak RSS: {results['memory_method']}."
+        + (f" Wall time of the run: {results['wall_s'] / 60:.1f} min." if len(runs) == 1 else ""),
         "",
         "## Targets",
         "",
@@ -120,6 +136,16 @@ def markdown(results, settings):
     if "evaluation" in results:
         lines += evaluation_markdown(results["evaluation"])
     return "\n".join(lines)
+
+
+def part_runs(results):
+    """Command -> (the parts it measured, its run record), in the parts' order."""
+    runs = {}
+    for name in SUB_BENCHMARKS:
+        if name in results:
+            run = results[name].get("run") or results
+            runs.setdefault(run["command"], ([], run))[0].append(name)
+    return runs
 
 
 def threads_text(threads):
@@ -156,6 +182,11 @@ def parse_args(argv):
     parser.add_argument(
         "--threads", type=int, default=os.cpu_count(), help="threads of every framework"
     )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the parts of OUT/performance.json that this run does not measure",
+    )
     parser.add_argument("--fashion-mnist", type=Path, default=FASHION_MNIST)
     parser.add_argument("--jax-worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -180,6 +211,22 @@ def command_args(argv=None):
     return kept
 
 
+def load_average():
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def measure_part(measure, command):
+    """Runs `measure()`, a part; adds what ran it, the load around it and its wall time."""
+    load_start, start = load_average(), time.perf_counter()
+    part = measure()
+    part["run"] = {
+        "command": command,
+        "load_average": {"start": load_start, "end": load_average()},
+        "wall_s": time.perf_counter() - start,
+    }
+    return part
+
+
 def run(args):
     settings = SMOKE if args.smoke else Settings()
     threads = {**pin_tensorflow_threads(args.threads), **pin_torch_threads(args.threads)}
@@ -187,27 +234,56 @@ def run(args):
     peak_rss = PeakRss()
     command = "python benchmarks/performance.py" + "".join(f" {a}" for a in command_args())
     start = time.perf_counter()
-    load_start = [round(x, 2) for x in os.getloadavg()]
+    load_start = load_average()
     results = {"command": command, "smoke": args.smoke, "settings": dataclasses.asdict(settings)}
     if "layer" in args.only:
-        results["layer"] = run_layer(settings, peak_rss, args.threads)
+        results["layer"] = measure_part(
+            lambda: run_layer(settings, peak_rss, args.threads), command
+        )
         if results["layer"]["jax"].get("status") == "ok":
             threads["jax"] = results["layer"]["jax"]["threads"]
     if "training" in args.only:
-        results["training"] = run_training(settings, peak_rss)
+        results["training"] = measure_part(lambda: run_training(settings, peak_rss), command)
     if "evaluation" in args.only:
-        results["evaluation"] = run_evaluation(settings, peak_rss, args.fashion_mnist, args.smoke)
+        results["evaluation"] = measure_part(
+            lambda: run_evaluation(settings, peak_rss, args.fashion_mnist, args.smoke), command
+        )
     results.update(
         {
             "machine": machine(),
             "threads": threads,
             "memory_method": peak_rss.method,
-            "load_average": {"start": load_start, "end": [round(x, 2) for x in os.getloadavg()]},
+            "load_average": {"start": load_start, "end": load_average()},
             "wall_s": time.perf_counter() - start,
         }
     )
     results["targets"] = targets(results)
     return results, settings
+
+
+def merge(previous, results):
+    """`results` with the parts of `previous` (an earlier run's JSON) that it did not measure.
+
+    A kept part keeps the record of the run that measured it (`run`: command,
+    load average, wall time); the rest (settings, machine, threads) is this
+    run's, except the JAX thread count, which the layer part measures.
+    """
+    if previous.get("smoke") != results["smoke"]:
+        raise ValueError("a smoke run and a full run cannot be merged")
+    merged = {key: results[key] for key in ("command", "smoke", "settings")}
+    for name in SUB_BENCHMARKS:
+        if name in results:
+            merged[name] = results[name]
+        elif name in previous:
+            part = merged[name] = previous[name]
+            part.setdefault(
+                "run", {key: previous[key] for key in ("command", "load_average", "wall_s")}
+            )
+    merged.update({key: value for key, value in results.items() if key not in merged})
+    if "layer" not in results and "layer" in merged:
+        merged["threads"]["jax"] = previous["threads"]["jax"]
+    merged["targets"] = targets(merged)
+    return merged
 
 
 def main(argv=None):
@@ -219,7 +295,12 @@ def main(argv=None):
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ["KERAS_BACKEND"] = "tensorflow"
+    previous = args.out / "performance.json"
+    if args.merge and not previous.is_file():
+        sys.exit(f"--merge: no {previous} to merge with")
     results, settings = run(args)
+    if args.merge:
+        results = merge(json.loads(previous.read_text()), results)
     write(results, settings, args.out)
     print((args.out / "performance.md").read_text())
 

@@ -38,13 +38,13 @@ def _reject_constant(name):
     raise ValueError(f"non-finite number {name} in the JSON")
 
 
-@pytest.fixture(scope="module")
-def results(tmp_path_factory):
-    out = tmp_path_factory.mktemp("performance")
+def _run(*args):
+    """Runs the script with `args`; returns its JSON and markdown from `--out`."""
+    out = Path(args[args.index("--out") + 1])
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--smoke", "--out", str(out)],
+        [sys.executable, str(SCRIPT), *args],
         env=env,
         capture_output=True,
         text=True,
@@ -54,6 +54,11 @@ def results(tmp_path_factory):
     assert done.returncode == 0, done.stderr[-3000:]
     text = (out / "performance.json").read_text()
     return json.loads(text, parse_constant=_reject_constant), (out / "performance.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    return _run("--smoke", "--out", str(tmp_path_factory.mktemp("performance")))
 
 
 def _positive(value):
@@ -190,3 +195,23 @@ def test_markdown(results):
     for heading in ("## Targets", "## Layer", "## Training", "## Evaluation"):
         assert heading in text
     assert "Threads:" in text and "Peak RSS:" in text
+
+
+def test_merge_reruns_one_part(results, tmp_path):
+    data, _ = results
+    previous = json.loads(json.dumps(data))
+    del previous["layer"]["run"]  # as results written before parts recorded their run
+    (tmp_path / "performance.json").write_text(json.dumps(previous))
+    merged, text = _run("--smoke", "--only", "evaluation", "--merge", "--out", str(tmp_path))
+    rerun = "python benchmarks/performance.py --smoke --only evaluation --merge"
+    assert merged["command"] == rerun
+    first_run = {key: data[key] for key in ("command", "load_average", "wall_s")}
+    assert merged["layer"] == {**previous["layer"], "run": first_run}
+    assert merged["training"] == data["training"]
+    assert merged["training"]["run"]["command"] == data["command"]
+    assert merged["evaluation"]["run"]["command"] == rerun
+    assert merged["evaluation"]["throughput"] != data["evaluation"]["throughput"]
+    assert [t["name"] for t in merged["targets"]] == [t["name"] for t in data["targets"]]
+    assert merged["threads"]["jax"] == data["threads"]["jax"]
+    assert f"- layer, training: `{data['command']}`" in text
+    assert f"- evaluation: `{rerun}`" in text
