@@ -78,6 +78,17 @@ def test_layer_harness(kwargs, tmp_path):
     check_layer(GumbelVectorQuantizer, kwargs, input_shape=(5, 6), tmp_path=tmp_path)
 
 
+def test_layer_harness_with_another_output_size(tmp_path):
+    kwargs = {"num_groups": 2, "num_vars": 3, "codevector_dim": 4, "seed": 5}
+    check_layer(
+        GumbelVectorQuantizer,
+        kwargs,
+        input_shape=(3, 5, 7),
+        tmp_path=tmp_path,
+        output_shape=(3, 5, 4),
+    )
+
+
 def test_weights_are_kernel_bias_codevectors_in_order():
     layer = GumbelVectorQuantizer(3, 10, 12, temperature=1.5, dtype="mixed_float16")
     layer.build((None, 7, 16))
