@@ -14,14 +14,6 @@ from keras_gumbel.validation import check_positive_int
 from keras_gumbel.validation import is_number
 
 
-def _is_jax_tracer(x):
-    if keras.backend.backend() != "jax":
-        return False
-    import jax
-
-    return isinstance(x, jax.core.Tracer)
-
-
 @register
 class GumbelVectorQuantizer(TemperatureLayer):
     """Quantizes vectors with a Gumbel-Softmax choice of code vectors per group.
@@ -194,6 +186,8 @@ class GumbelVectorQuantizer(TemperatureLayer):
         self.codevector_initializer = keras.initializers.get(
             codevector_initializer or keras.initializers.RandomUniform(minval=0.0, maxval=1.0)
         )
+        # Keras's JAX trainer calls layers statelessly without the metrics'
+        # variables, so a metric updated in `call` cannot work there.
         self.perplexity_tracker = None
         if keras.backend.backend() != "jax":
             self.perplexity_tracker = keras.metrics.Mean(name=f"{self.name}_perplexity")
@@ -274,7 +268,7 @@ class GumbelVectorQuantizer(TemperatureLayer):
             self.add_loss(
                 self.diversity_weight * gumbel_ops.diversity_loss(perplexity, self.num_codevectors)
             )
-        if self.perplexity_tracker is not None and not _is_jax_tracer(perplexity):
+        if self.perplexity_tracker is not None:
             self.perplexity_tracker.update_state(ops.stop_gradient(perplexity))
         outputs = gumbel_ops.select_codevectors(weights, self.codevectors)
         return ops.cast(outputs, self.compute_dtype)
