@@ -13,6 +13,7 @@ import time
 
 import grpc
 import numpy as np
+import tensorflow as tf
 from tensorflow_serving.apis import get_model_metadata_pb2
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.apis import model_service_pb2_grpc
@@ -49,13 +50,49 @@ def _pem(value):
         return f.read()
 
 
+def _fit(alias, array, dtype, shape):
+    """`array` reshaped and cast to an input's `shape` and `dtype`."""
+    if shape is not None and len(shape) >= 1:
+        fits = array.ndim == len(shape) and all(
+            want in (-1, got) for want, got in zip(shape[1:], array.shape[1:], strict=True)
+        )
+        known = all(d >= 0 for d in shape[1:])
+        if not fits and known and array.ndim >= 1:
+            per_row = int(np.prod(shape[1:], dtype=np.int64))
+            if int(np.prod(array.shape[1:], dtype=np.int64)) == per_row:
+                array = array.reshape((len(array),) + tuple(shape[1:]))
+                fits = True
+        if not fits:
+            wanted = "[" + ", ".join("batch" if d < 0 else str(d) for d in shape) + "]"
+            raise ValueError(
+                f"Input {alias!r} of the encode signature takes shape {wanted}. "
+                f"Received shape {array.shape}"
+            )
+    if array.dtype != dtype:
+        if dtype.kind in "iub" and array.dtype.kind == "f":
+            if not np.array_equal(array, np.round(array)):
+                raise ValueError(
+                    f"Input {alias!r} of the encode signature is {dtype}. Received "
+                    f"{array.dtype} values that are not whole numbers"
+                )
+        elif dtype.kind == "b" and array.dtype.kind != "b":
+            raise ValueError(
+                f"Input {alias!r} of the encode signature is bool. Received {array.dtype}"
+            )
+        array = array.astype(dtype)
+    return array
+
+
 class ServingClient:
     """Calls a TF Serving (or compatible) server for one model.
 
     `predict` sends any inputs to any signature; `encode` and `decode` wrap
     the signatures of keras-gumbel's SavedModel export:
 
-    - `encode`: `images` float32 [batch, D] -> `codes` int64 [batch, N];
+    - `encode`: the model's inputs -> `codes` int64, e.g. `images` float32
+      [batch, D] -> [batch, N] for the package's VAEs, or any inputs of any
+      shape and dtype for a model exported with `export_model`; `encode`
+      reads the input names, shapes and dtypes from the server's metadata;
     - `decode`: `codes` int64 [batch, N] -> `means` float32 [batch, D].
 
     Both split large inputs into requests of at most `batch_size` rows and
@@ -96,6 +133,7 @@ class ServingClient:
     with ServingClient("localhost:8500", "vae") as client:
         codes = client.encode(images)          # int64 [batch, N]
         means = client.decode(codes)           # float32 [batch, D]
+        codes = client.encode({"tokens": ids, "lengths": lengths})  # named inputs
         out = client.predict({"images": images}, signature="encode_probs")
     ```
     """
@@ -181,6 +219,7 @@ class ServingClient:
             self._channel = grpc.insecure_channel(address, options=options)
         self._prediction = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         self._model = model_service_pb2_grpc.ModelServiceStub(self._channel)
+        self._encode_inputs = None
 
     def _model_spec(self, spec, signature=None):
         spec.name = self.model_name
@@ -237,35 +276,100 @@ class ServingClient:
             for alias, proto in response.outputs.items()
         }
 
-    def _batched(self, signature, input_alias, array, output_alias):
+    def _batched(self, signature, inputs, output_alias):
+        """Runs `signature` on `inputs` (dict of arrays) in requests of at
+        most `batch_size` rows; returns the concatenated `output_alias`."""
         size = self.batch_size
-        if size is None or len(array) <= size:
-            return self.predict({input_alias: array}, signature, [output_alias])[output_alias]
+        rows = len(next(iter(inputs.values())))
+        if size is None or rows <= size:
+            return self.predict(inputs, signature, [output_alias])[output_alias]
         parts = [
-            self.predict({input_alias: array[i : i + size]}, signature, [output_alias])[
-                output_alias
-            ]
-            for i in range(0, len(array), size)
+            self.predict(
+                {alias: array[i : i + size] for alias, array in inputs.items()},
+                signature,
+                [output_alias],
+            )[output_alias]
+            for i in range(0, rows, size)
         ]
         return np.concatenate(parts)
 
-    def encode(self, images):
-        """Discrete codes of images, with the `encode` signature.
-
-        Args:
-            images: array-like [batch, D] or [batch, height, width, ...];
-                flattened to [batch, D] and sent as float32.
+    def encode_inputs(self):
+        """The `encode` signature's inputs, from the server's metadata.
 
         Returns:
-            int64 array [batch, N]: the category of each latent variable.
+            dict of input alias to `(numpy dtype, shape)`, -1 for an unknown
+            dimension (None for an unknown rank).
         """
-        images = np.asarray(images, dtype=np.float32)
-        if images.ndim < 2:
-            raise ValueError(
-                f"`images` must be a batch of shape [batch, ...]. Received shape {images.shape}"
-            )
-        images = images.reshape(images.shape[0], int(np.prod(images.shape[1:])))
-        return self._batched("encode", "images", images, "codes")
+        if self._encode_inputs is None:
+            signature = self.metadata().get("encode")
+            if signature is None:
+                raise ServingError(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    "no encode signature",
+                    f"model {self.model_name!r} at {self.address} has no `encode` signature",
+                )
+            self._encode_inputs = {
+                alias: (
+                    np.dtype(tf.dtypes.as_dtype(info.dtype).as_numpy_dtype),
+                    None
+                    if info.tensor_shape.unknown_rank
+                    else [d.size for d in info.tensor_shape.dim],
+                )
+                for alias, info in signature.inputs.items()
+            }
+        return self._encode_inputs
+
+    def encode(self, inputs, input_name=None):
+        """Discrete codes, with the `encode` signature.
+
+        Args:
+            inputs: An array [batch, ...], sent as the signature's only input
+                (or as `input_name`), or a dict of input name to array.
+                Arrays are reshaped to the signature's shape when it is fully
+                known and the sizes agree (images [batch, 28, 28] to
+                [batch, 784] for the package's models) and cast to its dtype
+                (integers to floats; floats to integers only when their
+                values are whole numbers).
+            input_name: str or None. The input to send an array as; default
+                the signature's only input, read from the server's metadata.
+
+        Returns:
+            int64 array [batch, ...] of codes.
+
+        Raises:
+            ValueError: If the inputs do not fit the signature.
+            ServingError: If the server answers with an error.
+        """
+        try:
+            specs = self.encode_inputs()
+        except ServingError as error:
+            if error.code == grpc.StatusCode.UNAVAILABLE:
+                raise
+            # No metadata (e.g. an unknown model): send as the package's
+            # models take them, and let Predict report any error.
+            specs = None
+        if isinstance(inputs, dict):
+            arrays = {str(k): np.asarray(v) for k, v in inputs.items()}
+        else:
+            array = np.asarray(inputs)
+            if array.ndim < 1:
+                raise ValueError(
+                    f"`inputs` must be a batch of shape [batch, ...]. Received shape {array.shape}"
+                )
+            if input_name is None and specs is not None and len(specs) != 1:
+                raise ValueError(
+                    f"The encode signature takes {len(specs)} inputs {sorted(specs)}; pass a "
+                    "dict of arrays by input name"
+                )
+            name = input_name or (next(iter(specs)) if specs else "images")
+            arrays = {name: array}
+        for alias, array in arrays.items():
+            if specs and alias in specs:
+                arrays[alias] = _fit(alias, array, *specs[alias])
+            elif specs is None and alias == "images":
+                # The package's models: float32 images flattened to [batch, D].
+                arrays[alias] = array.reshape(len(array), -1).astype(np.float32)
+        return self._batched("encode", arrays, "codes")
 
     def decode(self, codes):
         """Bernoulli means of the images for codes, with the `decode` signature.
@@ -282,7 +386,7 @@ class ServingClient:
                 "`codes` must be an integer array of shape [batch, N]. Received "
                 f"dtype {codes.dtype} and shape {codes.shape}"
             )
-        return self._batched("decode", "codes", codes.astype(np.int64), "means")
+        return self._batched("decode", {"codes": codes.astype(np.int64)}, "means")
 
     def metadata(self):
         """The model's signatures, as TF Serving reports them.
