@@ -1,13 +1,53 @@
 """The `keras-gumbel` command line: thin wrappers over library functions.
 
 Arguments are parsed before any data or model is loaded, so bad input
-fails fast, with a one-line error and exit status 2.
+fails fast, with a one-line error and exit status 2. This module imports
+only the standard library at module level: the `keras-gumbel` entry point
+(`keras_gumbel_cli`) loads it without the package, so that `--help` and
+usage errors never load TensorFlow, and every command hides TensorFlow's
+start-up logs unless `--verbose` is given or TF_CPP_MIN_LOG_LEVEL is set.
 """
 
 import argparse
+import os
 import sys
 
 MODELS = ("categorical-vae", "bernoulli-vae", "sbn-bernoulli", "sbn-categorical", "semi-supervised")
+
+
+def quiet_tensorflow(verbose=False):
+    """Loads TensorFlow without its C++ start-up logs, unless they are wanted.
+
+    Does nothing with `verbose`, when the environment sets
+    TF_CPP_MIN_LOG_LEVEL (the user's own choice), or once TensorFlow is
+    loaded. Otherwise it sets TF_CPP_MIN_LOG_LEVEL=3 for the rest of the
+    run (which hides later C++ logs: cuInit errors, XLA service lines) and
+    imports TensorFlow while the process's standard error (file descriptor
+    2) points at a temporary file, because TensorFlow 2.21 prints its
+    start-up lines (absl, oneDNN, CUDA drivers, CPU instructions) before it
+    reads that variable. If the import fails, the hidden lines are written
+    out before the error propagates. TF_ENABLE_ONEDNN_OPTS is left alone:
+    it changes numerics, not logging.
+    """
+    if verbose or "TF_CPP_MIN_LOG_LEVEL" in os.environ or "tensorflow" in sys.modules:
+        return
+    import tempfile
+
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as hidden:
+        os.dup2(hidden.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        except BaseException:
+            os.dup2(saved, 2)
+            hidden.seek(0)
+            sys.stderr.write(hidden.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -199,6 +239,12 @@ def cmd_train(args):
     if args.resume and args.overwrite:
         raise ValueError("--resume and --overwrite exclude each other")
     config = _config_from_args(args)
+    print(
+        f"keras-gumbel train: {args.model} on {args.data}, {args.epochs} "
+        f"epoch{'s' if args.epochs > 1 else ''}, "
+        f"run directory {args.output}",
+        flush=True,
+    )
     metrics = training.train(
         config,
         args.output,
@@ -219,30 +265,49 @@ def cmd_evaluate(args):
 
 
 def cmd_export(args):
-    from keras_gumbel import training
+    if args.source.endswith(".keras"):
+        from keras_gumbel.export import export_keras_file
 
-    path = training.export_run(
-        args.run_dir,
-        args.base_path,
-        args.name,
-        args.version,
-        verify_with_cli=not args.skip_cli_check,
-    )
+        path = export_keras_file(
+            args.source,
+            args.base_path,
+            args.name,
+            sample_inputs=args.sample_inputs,
+            codes_layer=args.codes_layer,
+            version=args.version,
+            verify_with_cli=not args.skip_cli_check,
+        )
+    else:
+        from keras_gumbel import training
+
+        if args.codes_layer or args.sample_inputs:
+            raise ValueError(
+                "--codes-layer and --sample-inputs apply to a .keras model file; a run "
+                "directory exports its model's own signatures"
+            )
+        path = training.export_run(
+            args.source,
+            args.base_path,
+            args.name,
+            args.version,
+            verify_with_cli=not args.skip_cli_check,
+        )
     print(f"Exported and verified: {path}")
 
 
-def _read_images(path):
-    """Images from a .npy file (values in [0, 1]) or an IDX images file (0-255,
-    binarized at 0.5), flattened to `[n, pixels]`."""
+def _read_inputs(path):
+    """Inputs from a .npy file (as saved), a .npz file (one array per input
+    name) or an IDX images file (0-255, binarized at 0.5)."""
     import numpy as np
 
     from keras_gumbel.datasets import read_idx
 
     if path.endswith(".npy"):
-        images = np.load(path).astype("float32")
-    else:
-        images = (read_idx(path).astype("float32") / 255.0 > 0.5).astype("float32")
-    return images.reshape(len(images), -1)
+        return np.load(path)
+    if path.endswith(".npz"):
+        with np.load(path) as arrays:
+            return {name: arrays[name] for name in arrays.files}
+    return (read_idx(path).astype("float32") / 255.0 > 0.5).astype("float32")
 
 
 def cmd_encode(args):
@@ -250,7 +315,7 @@ def cmd_encode(args):
 
     from keras_gumbel.serving import ServingClient
 
-    images = _read_images(args.images)
+    inputs = _read_inputs(args.inputs)
     with ServingClient(
         args.server,
         args.model,
@@ -259,17 +324,17 @@ def cmd_encode(args):
         timeout=args.timeout,
         batch_size=args.batch_size,
     ) as client:
-        codes = client.encode(images)
+        codes = client.encode(inputs, input_name=args.input_name)
         means = client.decode(codes) if args.decode else None
     if args.output:
         arrays = {"codes": codes} if means is None else {"codes": codes, "means": means}
         np.savez(args.output, **arrays) if args.output.endswith(".npz") else np.save(
             args.output, codes
         )
-        print(f"Wrote the codes of {len(codes)} images to {args.output}")
+        print(f"Wrote the codes of {len(codes)} examples to {args.output}")
     else:
         for row in codes:
-            print(" ".join(str(int(c)) for c in row))
+            print(" ".join(str(int(c)) for c in np.ravel(row)))
 
 
 def cmd_demo(args):
@@ -293,13 +358,27 @@ def build_parser():
     )
     evaluate.set_defaults(run=cmd_evaluate)
     export = commands.add_parser(
-        "export", help="export a trained run as a SavedModel for TF Serving"
+        "export", help="export a trained run or a .keras model as a SavedModel for TF Serving"
     )
-    export.add_argument("run_dir")
+    export.add_argument(
+        "source",
+        metavar="RUN_DIR|MODEL.keras",
+        help="a run directory, or a saved Keras model with a Gumbel layer",
+    )
     export.add_argument(
         "--base-path", required=True, help="model base path, as given to the server"
     )
-    export.add_argument("--name", help="model name (default: the run directory's name)")
+    export.add_argument(
+        "--name", help="model name (default: the run directory's or model file's name)"
+    )
+    export.add_argument(
+        "--codes-layer", help="MODEL.keras: the layer whose codes to serve, if it has several"
+    )
+    export.add_argument(
+        "--sample-inputs",
+        help="MODEL.keras: .npy (or .npz by input name) of real inputs to verify the export on "
+        "(default: made-up inputs of the model's shapes)",
+    )
     export.add_argument(
         "--version", type=_positive_int, help="version number (default: the next free one)"
     )
@@ -314,9 +393,18 @@ def build_parser():
         "(keras-gumbel serve --help)",
     )
     encode = commands.add_parser(
-        "encode", help="encode images into discrete codes through a model server"
+        "encode", help="encode inputs into discrete codes through a model server"
     )
-    encode.add_argument("images", help="a .npy file of images in [0, 1], or an IDX images file")
+    encode.add_argument(
+        "inputs",
+        help="a .npy file of inputs (any shape and dtype; shaped and cast as the server's "
+        "encode signature says), a .npz file of named inputs, or an IDX images file",
+    )
+    encode.add_argument(
+        "--input-name",
+        help="the input to send a .npy array as (default: the encode signature's only input, "
+        "read from the server's metadata)",
+    )
     encode.add_argument(
         "--server",
         default="127.0.0.1:8500",
@@ -326,7 +414,9 @@ def build_parser():
     encode.add_argument("--version", type=_positive_int, help="model version (default: latest)")
     encode.add_argument("--label", help="model version label")
     encode.add_argument("--timeout", type=_positive_float, default=30.0, help="seconds per request")
-    encode.add_argument("--batch-size", type=_positive_int, default=1024, help="images per request")
+    encode.add_argument(
+        "--batch-size", type=_positive_int, default=1024, help="examples per request"
+    )
     encode.add_argument(
         "--decode", action="store_true", help="also fetch the decoded Bernoulli means (.npz output)"
     )
@@ -342,17 +432,30 @@ def build_parser():
         "--epochs", type=_positive_int, default=None, help="override the demo's epoch count"
     )
     demo.set_defaults(run=cmd_demo)
+    # --verbose goes before or after the command.
+    verbose_help = "show TensorFlow's own start-up and C++ logs"
+    parser.add_argument("--verbose", action="store_true", help=verbose_help)
+    for command, subparser in commands.choices.items():
+        if command != "serve":
+            subparser.add_argument(
+                "--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose_help
+            )
     return parser
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["serve"]:
-        # The server keeps TF Serving's own flag names.
+    command = argv[1:2] if argv[:1] == ["--verbose"] else argv[:1]
+    if command == ["serve"]:
+        # The server keeps TF Serving's own flag names; --verbose is ours.
+        rest = argv[argv.index("serve") + 1 :]
+        serve_args = [arg for arg in rest if arg != "--verbose"]
+        quiet_tensorflow(verbose=argv[0] == "--verbose" or len(serve_args) < len(rest))
         from keras_gumbel.serving.server import main as serve_main
 
-        return serve_main(argv[1:], prog="keras-gumbel serve")
+        return serve_main(serve_args, prog="keras-gumbel serve")
     args = build_parser().parse_args(argv)
+    quiet_tensorflow(args.verbose)
     from keras_gumbel.datasets import DatasetError
     from keras_gumbel.export import ExportError
     from keras_gumbel.serving import ServingError

@@ -1,4 +1,5 @@
-"""Tests of the `keras-gumbel` command line: one-line errors, non-zero exits."""
+"""Tests of the `keras-gumbel` command line: one-line errors, non-zero exits,
+no TensorFlow start-up logs and no TensorFlow at all for help and errors."""
 
 import os
 import re
@@ -16,24 +17,94 @@ pytestmark = pytest.mark.skipif(
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_cli(*args, timeout=120):
-    env = {
-        **os.environ,
-        "KERAS_BACKEND": "tensorflow",
-        "PYTHONPATH": str(ROOT),
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-    }
+def _env(**extra):
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "PYTHONPATH": str(ROOT), **extra}
+    # The command line's own default, not the test session's.
+    if "TF_CPP_MIN_LOG_LEVEL" not in extra:
+        env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    return env
+
+
+def run_cli(*args, timeout=120, **env):
+    """Runs the `keras-gumbel` entry point (`keras_gumbel_cli`) in a subprocess."""
     return subprocess.run(
-        [sys.executable, "-m", "keras_gumbel.cli", *args],
-        env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+        [sys.executable, "-m", "keras_gumbel_cli", *args],
+        env=_env(**env), capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
     )  # fmt: skip
 
 
 def _error_line(result):
-    # TensorFlow prints start-up logs on stderr when it loads (TF 2.21 does
-    # so before any log setting applies); the error is the one line after.
+    # The error is all there is on stderr: TensorFlow's start-up logs are hidden.
     assert "Traceback" not in result.stderr
-    return result.stderr.strip().splitlines()[-1]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def _loaded_after(*args):
+    """Which of tensorflow and keras are loaded after `keras-gumbel ARGS`."""
+    code = (
+        "import sys, keras_gumbel_cli\n"
+        "try:\n"
+        f"    keras_gumbel_cli.main({list(args)!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('modules', 'tensorflow' in sys.modules, 'keras' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=120
+    )
+    return result.stdout.strip().splitlines()[-1], result
+
+
+def test_help_and_usage_errors_are_ours_and_do_not_load_tensorflow():
+    for args in (["--help"], ["export", "--help"], ["train", "--epochs", "0"], ["nope"]):
+        last, result = _loaded_after(*args)
+        assert last == "modules False False", (args, result.stderr)
+    helped = run_cli("--help")
+    assert helped.returncode == 0 and helped.stderr == ""
+    assert helped.stdout.startswith("usage: keras-gumbel ")
+    assert "--verbose" in helped.stdout
+    error = run_cli("train", "categorical-vae", "--epochs", "0", "-o", "x")
+    assert error.returncode == 2 and error.stdout == ""
+    assert error.stderr.startswith("keras-gumbel train: error: argument --epochs")
+
+
+def test_tensorflow_logs_only_with_verbose_or_the_users_own_level(tmp_path):
+    # `evaluate` of a missing run loads TensorFlow, then fails with one line.
+    quiet = run_cli("evaluate", str(tmp_path))
+    assert quiet.returncode == 2
+    assert _error_line(quiet).startswith("keras-gumbel evaluate: error:")
+    for result in (
+        run_cli("evaluate", str(tmp_path), "--verbose"),
+        run_cli("--verbose", "evaluate", str(tmp_path)),
+        run_cli("evaluate", str(tmp_path), TF_CPP_MIN_LOG_LEVEL="0"),
+    ):
+        assert result.returncode == 2
+        # TensorFlow's own start-up lines (absl, oneDNN, CUDA) come first.
+        first = result.stderr.splitlines()[0]
+        assert not first.startswith("keras-gumbel"), result.stderr
+        assert "keras-gumbel evaluate: error:" in result.stderr.splitlines()[-1]
+
+
+def test_serve_output_starts_with_our_line(tmp_path):
+    (tmp_path / "empty").mkdir()
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "keras_gumbel_cli", "serve",
+            f"--model_base_path={tmp_path / 'empty'}", "--port=0",
+        ],
+        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("Running gRPC ModelServer at 127.0.0.1:")
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=60)
+    # Only the server's own log lines ("<time> INFO keras_gumbel...: ...").
+    for log in stderr.splitlines():
+        assert " keras_gumbel." in log and "absl" not in log, stderr
 
 
 @pytest.mark.parametrize(
@@ -98,6 +169,8 @@ def test_train_then_evaluate(tmp_path):
     ]
     trained = run_cli("train", "sbn-bernoulli", "--epochs", "1", *common)
     assert trained.returncode == 0, trained.stderr[-2000:]
+    assert trained.stdout.startswith("keras-gumbel train: sbn-bernoulli on mnist-sample, 1 epoch")
+    assert trained.stderr == ""
     assert "test_negative_bound" in trained.stdout
     again = run_cli("train", "sbn-bernoulli", "--epochs", "1", *common)
     assert again.returncode == 2 and "already exists" in _error_line(again)
@@ -175,3 +248,29 @@ def test_semi_supervised_train_reports_accuracy_and_refuses_export(tmp_path):
     wrong = run_cli("train", "semi-supervised", "--estimator", "darn", "-o", str(tmp_path / "x"))
     assert wrong.returncode == 2
     assert "`estimator` must be one of marginalize, gumbel_softmax" in _error_line(wrong)
+
+
+def test_export_a_keras_model_file(tmp_path):
+    import keras
+
+    import keras_gumbel as kg
+
+    inputs = keras.Input(shape=(6,), name="features")
+    logits = keras.layers.Reshape((2, 3))(keras.layers.Dense(6)(inputs))
+    keras.Model(inputs, kg.GumbelSoftmax(hard=True, name="codes")(logits)).save(
+        tmp_path / "tiny.keras"
+    )
+    keras.Model(inputs, logits).save(tmp_path / "plain.keras")
+    models = tmp_path / "models"
+    exported = run_cli(
+        "export", str(tmp_path / "tiny.keras"), "--base-path", str(models), "--skip-cli-check"
+    )
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    assert exported.stdout == f"Exported and verified: {models / 'tiny' / '1'}\n"
+    assert exported.stderr == ""
+    plain = run_cli("export", str(tmp_path / "plain.keras"), "--base-path", str(models))
+    assert plain.returncode == 2
+    assert "has no layer with discrete codes" in _error_line(plain)
+    missing = run_cli("export", str(tmp_path / "nope.keras"), "--base-path", str(models))
+    assert missing.returncode == 2 and "no such model file" in _error_line(missing)
+    assert sorted(p.name for p in models.iterdir()) == ["tiny"]
