@@ -20,6 +20,7 @@ EXPECTED = {
     "04_gradient_estimators.ipynb",
     "05_semi_supervised.ipynb",
     "06_export_and_serve.ipynb",
+    "07_subsets_and_feature_selection.ipynb",
     "08_serve_your_own_codes.ipynb",
 }
 COLAB_URL = (
