@@ -164,6 +164,37 @@ def test_a_sequential_model_with_the_class_axis_first(tmp_path):
     np.testing.assert_array_equal(out["codes"].numpy(), logits.argmax(1))
 
 
+def test_a_top_k_layer_exports_the_indices_of_its_k_largest_logits(tmp_path):
+    inputs = keras.Input(shape=(6,))
+    logits = keras.layers.Dense(12, name="scores")(inputs)
+    picked = kg.GumbelTopK(k=3, hard=True, name="top3")(logits)
+    model = keras.Model(inputs, keras.layers.Dense(2)(picked))
+    x = np.random.default_rng(1).normal(size=(32, 6)).astype("float32")
+    path = export_model(model, tmp_path, "topk", x, verify_with_cli=False)
+    out = tf.saved_model.load(str(path)).signatures["encode"](inputs=tf.constant(x))
+    scores = keras.Model(inputs, logits)(x).numpy()
+    # The k indices in decreasing order of logit, and their k-hot.
+    expected = np.argsort(-scores, axis=-1)[:, :3]
+    assert out["codes"].dtype == tf.int64 and out["codes"].shape == (32, 3)
+    np.testing.assert_array_equal(out["codes"].numpy(), expected)
+    k_hot = np.zeros_like(scores)
+    np.put_along_axis(k_hot, expected, 1.0, axis=-1)
+    np.testing.assert_array_equal(out["one_hot"].numpy(), k_hot)
+
+
+def test_a_concrete_select_layer_exports_its_selected_features(tmp_path):
+    select = kg.ConcreteSelect(4, name="select")
+    model = keras.Sequential([keras.Input(shape=(10,)), select, keras.layers.Dense(10)])
+    x = np.random.default_rng(2).normal(size=(16, 10)).astype("float32")
+    path = export_model(model, tmp_path, "select", x, verify_with_cli=False)
+    out = tf.saved_model.load(str(path)).signatures["encode"](inputs=tf.constant(x))
+    chosen = np.asarray(select.selected_indices())
+    assert out["codes"].dtype == tf.int64 and out["codes"].shape == (16, 4)
+    np.testing.assert_array_equal(out["codes"].numpy(), np.tile(chosen, (16, 1)))
+    # At inference the layer passes exactly the selected features on.
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(select(x)), x[:, chosen])
+
+
 def test_several_gumbel_layers_need_a_choice(tmp_path):
     inputs = keras.Input(shape=(8,), name="x")
     a = kg.GumbelSoftmax(hard=True, name="categories")(
