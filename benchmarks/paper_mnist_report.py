@@ -197,6 +197,26 @@ def report(units, units_dir, out_stem):
         "gumbel_softmax_minus_other": comparisons,
         "pending_units": [command(*t) for t in todo],
         "units": sorted(units),
+        "finished_units": [
+            {
+                k: u[k]
+                for k in (
+                    "unit",
+                    "model",
+                    "estimator",
+                    "candidate",
+                    "seed",
+                    "best_val_loss",
+                    "best_epoch",
+                    "steps",
+                    "test_negative_bound",
+                    "test_negative_bound_stderr",
+                    "test_single_sample_loss",
+                )
+            }
+            | {"epochs": u["config"]["epochs"]}
+            for u in sorted(units.values(), key=lambda u: u["unit"])
+        ],  # fmt: skip
     }
     Path(f"{out_stem}.json").write_text(json.dumps(payload, indent=1))
     Path(f"{out_stem}.md").write_text(markdown(payload, found))
@@ -275,6 +295,25 @@ def markdown(payload, found):
                 f"{s['seeds']} seeds, {', '.join(f'{v:.2f}' for v in s['values'])}; "
                 f"mean {s['mean']:.2f}, standard deviation {s['std']:.2f}."
             )
+    lines += [
+        "",
+        "## Every finished unit",
+        "",
+        "Selection runs included: a cell's hyperparameter is the candidate with the lowest "
+        "best validation loss (single-sample, nats), never the test number.",
+        "",
+        "| model | estimator | candidate | seed | epochs | best val loss | best epoch | "
+        "test, m = 1000 | test, single sample |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for u in payload["finished_units"]:
+        best = "-" if u["best_val_loss"] is None else f"{u['best_val_loss']:.2f}"
+        lines.append(
+            f"| {MODEL_LABELS[u['model']]} | {ESTIMATOR_LABELS[u['estimator']]} | "
+            f"{u['candidate'] or '-'} | {u['seed']} | {u['epochs']} | {best} | "
+            f"{u['best_epoch']} | {u['test_negative_bound']:.2f} ± "
+            f"{u['test_negative_bound_stderr']:.2f} | {u['test_single_sample_loss']:.2f} |"
+        )
     if payload["pending_units"]:
         lines += [
             "",
