@@ -28,3 +28,15 @@ def test_test_command_runs_both_backends():
     command = _block("test-command")
     assert "pip install" in command and "python -m pytest" in command
     assert "KERAS_BACKEND=jax" in command
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="the example logs a TensorFlow-only metric")
+def test_vector_quantizer_example_runs(capsys):
+    namespace = {}
+    exec(compile(_block("vector-quantizer"), "README vector quantizer", "exec"), namespace)
+    out = capsys.readouterr().out
+    history = namespace["history"].history
+    assert history["loss"][-1] < history["loss"][0]
+    # Perplexity lies between G = 2 and G * V = 64.
+    assert 2.0 <= history["vq_perplexity"][-1] <= 64.0
+    assert "perplexity of the codes" in out
