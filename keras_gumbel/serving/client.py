@@ -340,6 +340,12 @@ class ServingClient:
             ValueError: If the inputs do not fit the signature.
             ServingError: If the server answers with an error.
         """
+        if not isinstance(inputs, dict) and np.ndim(inputs) < 1:
+            # Checked before the server is asked anything.
+            raise ValueError(
+                "`inputs` must be a batch of shape [batch, ...]. Received shape "
+                f"{np.shape(inputs)}"
+            )
         try:
             specs = self.encode_inputs()
         except ServingError as error:
@@ -352,10 +358,6 @@ class ServingClient:
             arrays = {str(k): np.asarray(v) for k, v in inputs.items()}
         else:
             array = np.asarray(inputs)
-            if array.ndim < 1:
-                raise ValueError(
-                    f"`inputs` must be a batch of shape [batch, ...]. Received shape {array.shape}"
-                )
             if input_name is None and specs is not None and len(specs) != 1:
                 raise ValueError(
                     f"The encode signature takes {len(specs)} inputs {sorted(specs)}; pass a "

@@ -116,7 +116,7 @@ def test_client_argument_checks():
     with pytest.raises(ValueError, match="integer array of shape"):
         client.decode([[0.5, 1.5]])
     with pytest.raises(ValueError, match="batch of shape"):
-        client.encode([0.0, 1.0])
+        client.encode(0.5)
     client.close()
 
 
