@@ -1,7 +1,8 @@
 """The evaluation part of `performance.py`: the importance-weighted bound.
 
-Images per second of `importance_bound` (m = 1000) on Fashion-MNIST test
-images, the time for all 10,000 of them, and peak memory for several m.
+Images per second of `importance_bound` (m = 1000) on the test images of
+an image data set (Fashion-MNIST by default, any directory that
+`keras_gumbel.datasets.load` reads), the time for all 10,000 of them, and peak memory for several m.
 """
 
 import time
@@ -19,14 +20,15 @@ EVALUATION_TARGET_S = 600.0
 
 
 def evaluation_images(settings, data_dir, smoke):
-    """Fashion-MNIST test images (binarized), or random bits where unavailable."""
+    """The test images in `data_dir` (binarized), or random bits where there are none."""
     count = 10000
     if not smoke and data_dir is not None and Path(data_dir).is_dir():
         from keras_gumbel import datasets
 
         data = datasets.load(str(data_dir), binarization="static")
         images = data.x_test.reshape(len(data.x_test), -1).astype(np.float32)
-        return images, f"Fashion-MNIST test set ({len(images)} images, static binarization)"
+        name = "Fashion-MNIST" if Path(data_dir) == FASHION_MNIST else f"`{data_dir}`"
+        return images, f"{name} test set ({len(images)} images, static binarization)"
     images = training_images(max(settings.eval_images, settings.eval_memory_images), seed=1)
     return images, f"synthetic random bits ({len(images)} images; extrapolated to {count})"
 

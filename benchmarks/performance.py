@@ -16,8 +16,8 @@ Three sub-benchmarks, each selectable with `--only`:
   (without XLA, with the optimizer update compiled by XLA as the models do,
   and with the whole step in XLA) and a PyTorch loop.
 - `evaluation`: images per second of `importance_bound` (m = 1000) on
-  Fashion-MNIST test images, the time for all 10,000 of them, and peak memory
-  for several m.
+  Fashion-MNIST (or `--eval-data`) test images, the time for all 10,000 of
+  them, and peak memory for several m.
 
 Rules shared by every comparison: all sides run in the same process, warmed up
 (traced, compiled) first, then timed in interleaved rounds, every side once
@@ -187,7 +187,13 @@ def parse_args(argv):
         action="store_true",
         help="keep the parts of OUT/performance.json that this run does not measure",
     )
-    parser.add_argument("--fashion-mnist", type=Path, default=FASHION_MNIST)
+    parser.add_argument(
+        "--eval-data",
+        "--fashion-mnist",
+        type=Path,
+        default=FASHION_MNIST,
+        help="directory of the evaluation's test images (default: Fashion-MNIST)",
+    )
     parser.add_argument("--jax-worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     only = [name.strip() for name in args.only.split(",") if name.strip()]
@@ -246,7 +252,7 @@ def run(args):
         results["training"] = measure_part(lambda: run_training(settings, peak_rss), command)
     if "evaluation" in args.only:
         results["evaluation"] = measure_part(
-            lambda: run_evaluation(settings, peak_rss, args.fashion_mnist, args.smoke), command
+            lambda: run_evaluation(settings, peak_rss, args.eval_data, args.smoke), command
         )
     results.update(
         {
@@ -261,6 +267,15 @@ def run(args):
     return results, settings
 
 
+def merge_problem(previous, smoke, machine):
+    """Why a run cannot be merged into `previous`, or None."""
+    if previous.get("smoke") != smoke:
+        return "a smoke run and a full run cannot be merged"
+    if any(previous["machine"][key] != machine[key] for key in ("cpu", "cores", "versions")):
+        return "runs on different machines or library versions cannot be merged"
+    return None
+
+
 def merge(previous, results):
     """`results` with the parts of `previous` (an earlier run's JSON) that it did not measure.
 
@@ -268,8 +283,9 @@ def merge(previous, results):
     load average, wall time); the rest (settings, machine, threads) is this
     run's, except the JAX thread count, which the layer part measures.
     """
-    if previous.get("smoke") != results["smoke"]:
-        raise ValueError("a smoke run and a full run cannot be merged")
+    problem = merge_problem(previous, results["smoke"], results["machine"])
+    if problem:
+        raise ValueError(problem)
     merged = {key: results[key] for key in ("command", "smoke", "settings")}
     for name in SUB_BENCHMARKS:
         if name in results:
@@ -296,8 +312,12 @@ def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ["KERAS_BACKEND"] = "tensorflow"
     previous = args.out / "performance.json"
-    if args.merge and not previous.is_file():
-        sys.exit(f"--merge: no {previous} to merge with")
+    if args.merge:
+        if not previous.is_file():
+            sys.exit(f"--merge: no {previous} to merge with")
+        problem = merge_problem(json.loads(previous.read_text()), args.smoke, machine())
+        if problem:
+            sys.exit(f"--merge: {problem} ({previous})")
     results, settings = run(args)
     if args.merge:
         results = merge(json.loads(previous.read_text()), results)

@@ -215,3 +215,14 @@ def test_merge_reruns_one_part(results, tmp_path):
     assert merged["threads"]["jax"] == data["threads"]["jax"]
     assert f"- layer, training: `{data['command']}`" in text
     assert f"- evaluation: `{rerun}`" in text
+
+
+def test_merge_refuses_other_machines_and_modes(results, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    from performance import merge_problem
+
+    data, _ = results
+    assert merge_problem(data, True, data["machine"]) is None
+    assert "smoke" in merge_problem(data, False, data["machine"])
+    other = {**data["machine"], "cpu": "another CPU"}
+    assert "different machines" in merge_problem(data, True, other)
