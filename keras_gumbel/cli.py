@@ -182,6 +182,12 @@ def _add_train_arguments(parser):
         "loss instead of the last epoch's (as Keras's EarlyStopping(restore_best_weights=True))",
     )
     run.add_argument("--seed", type=int, default=0)
+    run.add_argument(
+        "--data-seed",
+        type=int,
+        help="seed of the static binarization, to keep the bits fixed across --seed "
+        "(default: --seed)",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -216,6 +222,7 @@ def _config_from_args(args):
         strategy=args.strategy,
         restore_best=args.restore_best,
         seed=args.seed,
+        data_seed=args.data_seed,
     )
 
 

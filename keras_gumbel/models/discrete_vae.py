@@ -236,6 +236,21 @@ class DiscreteVAE(OneStepFit, CompiledUpdate, keras.Model):
         z = self.sampler.exact_sample(logits)
         return self._update(*self._elbo_terms(x, z, logits))
 
+    def relaxed_loss(self, x):
+        """The training objective per example, `[batch]`, in nats.
+
+        `-log p(x | z) + KL(q(z | x) || p(z))` with `z` drawn as in training:
+        for Gumbel-Softmax a relaxed sample at the current temperature, which
+        the decoder scores although it is not a value of the discrete
+        latent; for straight-through and score-function estimators an exact
+        sample, so this equals the discrete loss of `evaluate` in expectation.
+        Set beside `evaluate`'s loss it shows how much of a relaxed
+        estimator's training loss is the relaxation's.
+        """
+        logits = self.latent_logits(x)
+        reconstruction, kl = self._elbo_terms(x, self.sampler(logits, training=True), logits)
+        return reconstruction + kl
+
     # Inference.
 
     def encode(self, x):

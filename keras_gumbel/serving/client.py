@@ -343,8 +343,7 @@ class ServingClient:
         if not isinstance(inputs, dict) and np.ndim(inputs) < 1:
             # Checked before the server is asked anything.
             raise ValueError(
-                "`inputs` must be a batch of shape [batch, ...]. Received shape "
-                f"{np.shape(inputs)}"
+                f"`inputs` must be a batch of shape [batch, ...]. Received shape {np.shape(inputs)}"
             )
         try:
             specs = self.encode_inputs()

@@ -113,7 +113,7 @@ def build_data(config, batch_size=None):
     pairs to evaluate on.
     """
     batch_size = batch_size or config.batch_size
-    data = datasets.load(config.data, binarization=config.binarization, seed=config.seed)
+    data = datasets.load(config.data, binarization=config.binarization, seed=_data_seed(config))
     if is_semi_supervised(config):
         return _semi_supervised_data(config, data, batch_size)
     dynamic = config.binarization == "dynamic"
@@ -147,14 +147,18 @@ def build_data(config, batch_size=None):
     )
 
 
+def _data_seed(config):
+    return config.seed if config.data_seed is None else config.data_seed
+
+
 def _fixed_bits(config, data):
     """Validation and test images; dynamic runs evaluate on fixed bits drawn
-    once with the run's seed."""
+    once with the run's data seed."""
     if config.binarization != "dynamic":
         return data.x_val, data.x_test
     return (
-        datasets.binarize(data.x_val, "static", seed=config.seed + 2),
-        datasets.binarize(data.x_test, "static", seed=config.seed + 1),
+        datasets.binarize(data.x_val, "static", seed=_data_seed(config) + 2),
+        datasets.binarize(data.x_test, "static", seed=_data_seed(config) + 1),
     )
 
 

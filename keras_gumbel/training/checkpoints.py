@@ -144,8 +144,10 @@ class RunCheckpoint(keras.callbacks.Callback):
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(float(value))
         value = (logs or {}).get(MONITOR)
-        improved = value is not None and math.isfinite(value) and (
-            self.best is None or value < self.best["val_loss"]
+        improved = (
+            value is not None
+            and math.isfinite(value)
+            and (self.best is None or value < self.best["val_loss"])
         )
         if improved:
             self.best = {"epoch": epoch + 1, "val_loss": float(value)}

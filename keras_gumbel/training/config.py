@@ -62,6 +62,9 @@ class RunConfig:
             instead of the last epoch's. Training itself always continues
             from the last epoch.
         seed: Seed of the initial weights, data order, binarization and sampling.
+        data_seed: Seed of the static binarization (and of the fixed
+            validation and test bits of a dynamic run) when it must stay the
+            same across runs of different `seed`s; None: `seed`.
     """
 
     model: str = "categorical-vae"
@@ -89,6 +92,7 @@ class RunConfig:
     strategy: str = "one"
     restore_best: bool = False
     seed: int = 0
+    data_seed: int | None = None
 
     def __post_init__(self):
         self.validate()
@@ -121,6 +125,14 @@ class RunConfig:
             raise ConfigError(f"`restore_best` must be true or false, got {self.restore_best!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ConfigError(f"`seed` must be an integer, got {self.seed!r}")
+        if self.data_seed is not None and (
+            isinstance(self.data_seed, bool)
+            or not isinstance(self.data_seed, int)
+            or self.data_seed < 0
+        ):
+            raise ConfigError(
+                f"`data_seed` must be None or an integer >= 0, got {self.data_seed!r}"
+            )
         for name in ("learning_rate", "tau0", "tau_min", "alpha"):
             _positive_float(name, getattr(self, name))
         _positive_float("lr_decay", self.lr_decay)

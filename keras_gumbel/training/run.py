@@ -169,9 +169,7 @@ def train(config, run_dir, *, resume=False, overwrite=False, evaluate_after=True
         _prepare_new_run_dir(run_dir, overwrite)
     data = builders.build_data(config)
     # Training continues from the newest epoch, whatever `restore_best` says.
-    model, state = (
-        restore(run_dir, config, data, strategy, best=False) if resume else (None, None)
-    )
+    model, state = restore(run_dir, config, data, strategy, best=False) if resume else (None, None)
     if model is None:
         with strategy.scope():
             model = _build(config, data)

@@ -39,6 +39,9 @@ def test_one_unit_trains_evaluates_and_writes_its_result(tmp_path):
     assert unit["test_negative_bound"] == pytest.approx(float(bounds.mean()), rel=1e-6)
     # One epoch already beats fair coins for every pixel (784 ln 2 = 543.4 nats).
     assert unit["test_negative_bound"] < 784 * np.log(2)
+    # The training objective on the test digits (relaxed samples at tau ~ 1)
+    # is a finite number of nats, reported beside the discrete losses.
+    assert 0 < unit["test_relaxed_loss"] < 784 * np.log(2)
     assert len(unit["data_sha256"]) == 64 and unit["data_split"] == [3500, 500, 1000]
     assert "--candidate r1e-4-n500" in unit["command"]
 
@@ -46,14 +49,14 @@ def test_one_unit_trains_evaluates_and_writes_its_result(tmp_path):
     assert again.returncode == 0 and "done" in again.stdout  # never recomputed
 
 
-def _unit(units_dir, model, estimator, candidate, val, bounds, seed=0, epochs=100):
+def _unit(units_dir, model, estimator, candidate, val, bounds, seed=0, epochs=100, variant=None):
     import paper_mnist
 
-    name = paper_mnist.unit_name(model, estimator, candidate, seed, epochs)
+    name = paper_mnist.unit_name(model, estimator, candidate, seed, epochs, variant)
     np.save(units_dir / f"{name}.bounds.npy", np.asarray(bounds, np.float32))
     unit = {
         "unit": name, "model": model, "estimator": estimator, "candidate": candidate,
-        "seed": seed, "config": {"epochs": epochs}, "best_val_loss": val,
+        "seed": seed, "variant": variant, "config": {"epochs": epochs}, "best_val_loss": val,
         "val_loss": [val + 1, val],
         "test_negative_bound": float(np.mean(bounds)),
         "test_negative_bound_stderr": float(np.std(bounds) / np.sqrt(len(bounds))),
@@ -77,6 +80,9 @@ def test_selection_plan_and_report(tmp_path):
         _unit(units_dir, model, "gumbel_softmax", candidate, val, base + val)
     chosen = pmr.VAE_CANDIDATES[1]
     _unit(units_dir, model, "straight_through", None, 5.0, base + 3.0)
+    # A diagnosis with a lower validation loss never fills a cell or selects.
+    _unit(units_dir, model, "gumbel_softmax", pmr.VAE_CANDIDATES[0], 0.5, base - 5,
+          variant="lr-decay")  # fmt: skip
     units = paper_mnist.load_units(units_dir)
 
     assert pmr.selection(units, model, "st_gumbel_softmax")[0] == chosen
@@ -102,4 +108,31 @@ def test_selection_plan_and_report(tmp_path):
     assert st["diff"] == pytest.approx(-2.0, abs=1e-4) and st["se"] == pytest.approx(0, abs=1e-4)
     text = (tmp_path / "paper_mnist.md").read_text()
     assert "101.0 ± " in text and "(101.5, -0.5)" in text and "pending" in text
+    assert "## Diagnoses" in text and "| lr-decay | 0.50 |" in text
     assert (tmp_path / "paper_mnist.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_sbn_selection_units_skip_the_test_evaluation(tmp_path):
+    import paper_mnist
+    import paper_mnist_report as pmr
+
+    assert paper_mnist.is_selection_only("sbn-bernoulli", paper_mnist.SELECTION_EPOCHS)
+    assert not paper_mnist.is_selection_only("sbn-bernoulli", paper_mnist.EPOCHS)
+    assert not paper_mnist.is_selection_only("categorical-vae", paper_mnist.SELECTION_EPOCHS)
+    units_dir = tmp_path / "units"
+    units_dir.mkdir()
+    name = paper_mnist.unit_name("sbn-bernoulli", "darn", "lr0.001", 0, 10)
+    unit = {
+        "unit": name, "model": "sbn-bernoulli", "estimator": "darn", "candidate": "lr0.001",
+        "seed": 0, "variant": None, "config": {"epochs": 10}, "best_val_loss": 61.0,
+        "val_loss": [62.0, 61.0], "steps": 5000, "best_epoch": 10, "test_evaluated": False,
+    }  # fmt: skip
+    (units_dir / f"{name}.json").write_text(json.dumps(unit))
+    units = paper_mnist.load_units(units_dir)
+    pmr.report(units, units_dir, tmp_path / "paper_mnist")
+    text = (tmp_path / "paper_mnist.md").read_text()
+    assert "| lr0.001 | 0 | 10 | 61.00 | 10 | - | - |" in text
+    with pytest.raises(ValueError, match="VAEs only"):
+        paper_mnist.run_config(
+            "sbn-bernoulli", "darn", "lr0.001", 0, 10, "x", variant="learned-prior"
+        )

@@ -234,3 +234,22 @@ def test_the_seed_makes_a_run_repeatable(tmp_path):
     other = train(config.replace(seed=1), tmp_path / "c", verbose=0, evaluate_after=False)
     assert first["loss"] == second["loss"] and first["val_loss"] == second["val_loss"]
     assert first["loss"] != other["loss"]
+
+
+def test_data_seed_keeps_the_bits_across_seeds(tmp_path):
+    # An IDX directory is binarized with the run's seed (the shipped
+    # sample's bits are fixed), unless a data seed holds the bits still.
+    from keras_gumbel.training import ConfigError
+    from keras_gumbel.training import builders
+
+    images = write_idx_dir(tmp_path / "idx", n_train=60, n_test=30)
+
+    def test_bits(**seeds):
+        config = RunConfig(**{**FAST, "batch_size": 10}, data=str(images), **seeds)
+        return builders.build_data(config).test_arrays[0]
+
+    base = test_bits(seed=0)
+    np.testing.assert_array_equal(test_bits(seed=1, data_seed=0), base)
+    assert not np.array_equal(test_bits(seed=1), base)
+    with pytest.raises(ConfigError, match="`data_seed` must be None or an integer >= 0"):
+        RunConfig(data_seed=-1)
