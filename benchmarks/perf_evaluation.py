@@ -27,7 +27,7 @@ def evaluation_images(settings, data_dir, smoke):
 
         data = datasets.load(str(data_dir), binarization="static")
         images = data.x_test.reshape(len(data.x_test), -1).astype(np.float32)
-        name = "Fashion-MNIST" if Path(data_dir) == FASHION_MNIST else f"`{data_dir}`"
+        name = "Fashion-MNIST" if Path(data_dir) == FASHION_MNIST else Path(data_dir).name
         return images, f"{name} test set ({len(images)} images, static binarization)"
     images = training_images(max(settings.eval_images, settings.eval_memory_images), seed=1)
     return images, f"synthetic random bits ({len(images)} images; extrapolated to {count})"
