@@ -132,6 +132,8 @@ def test_sbn_selection_units_skip_the_test_evaluation(tmp_path):
     pmr.report(units, units_dir, tmp_path / "paper_mnist")
     text = (tmp_path / "paper_mnist.md").read_text()
     assert "| lr0.001 | 0 | 10 | 61.00 | 10 | - | - |" in text
+    long = paper_mnist.run_config("sbn-bernoulli", "darn", "lr0.001", 0, 100, "x", variant="long")
+    assert long.epochs == 2 * paper_mnist.EPOCHS and long.learning_rate == 0.001
     with pytest.raises(ValueError, match="VAEs only"):
         paper_mnist.run_config(
             "sbn-bernoulli", "darn", "lr0.001", 0, 10, "x", variant="learned-prior"
