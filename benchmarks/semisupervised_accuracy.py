@@ -83,7 +83,13 @@ def run_unit(units_dir, data, epochs, estimator, seed, run_dir, anneal):
     """One row: its committed result if it has one, else the run's (written at once)."""
     path = Path(units_dir) / f"{estimator}-seed{seed}.json"
     if path.is_file():
-        return json.loads(path.read_text())
+        row = json.loads(path.read_text())
+        if row["epochs"] != epochs:
+            sys.exit(
+                f"{path} was trained for {row['epochs']} epochs, not {epochs}: "
+                "rows of one table share their budget (use another --name)"
+            )
+        return row
     row = run_one(data, epochs, estimator, seed, run_dir, anneal)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(row, indent=2) + "\n")
@@ -145,9 +151,10 @@ def main(argv=None):
     parser.add_argument("--results", type=Path, default=RESULTS, help="where results go")
     args = parser.parse_args(argv)
     anneal = anneal_arguments(args.anneal, args.data, args.epochs)
-    rows = [
+    units_dir = args.results / args.name
+    for estimator in args.estimators:
         run_unit(
-            args.results / args.name,
+            units_dir,
             args.data,
             args.epochs,
             estimator,
@@ -155,8 +162,9 @@ def main(argv=None):
             Path(args.runs_dir) / args.name / f"{estimator}-seed{args.seed}",
             anneal,
         )
-        for estimator in args.estimators
-    ]
+    # The table holds every row that has landed, whichever invocation ran it.
+    paths = [units_dir / f"{estimator}-seed{args.seed}.json" for estimator in ESTIMATORS]
+    rows = [json.loads(path.read_text()) for path in paths if path.is_file()]
     script = "python benchmarks/semisupervised_accuracy.py " + shlex.join(
         sys.argv[1:] if argv is None else argv
     )

@@ -41,6 +41,12 @@ def test_a_row_lands_as_a_unit_and_is_never_run_again(tmp_path):
     assert not (tmp_path / "runs").exists()
     assert json.loads(unit.read_text()) == row
 
+    # A row trained for another budget is never mixed into the table.
+    other = subprocess.run(
+        [*command[:7], "2", *command[8:]], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert other.returncode != 0 and "trained for 1 epochs, not 2" in other.stderr
+
 
 def test_speedups_are_against_marginalization_of_the_same_seed():
     from semisupervised_accuracy import speedups
