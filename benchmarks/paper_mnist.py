@@ -72,12 +72,15 @@ DATA_SEED = 0
 SPLITS = ("x_train", "x_val", "x_test")
 # One change to the protocol each, for diagnosing a cell's disagreement with
 # the paper: the reference notebook's learning-rate decay (x0.9 every 1000
-# steps), the final paper's learned prior, and twice the training steps.
+# steps), the final paper's learned prior, twice the training steps, and
+# (SF, DARN, MuProp) no variance normalization of the learning signal.
 VARIANTS = {
     "lr-decay": {"lr_decay": 0.9, "lr_decay_steps": 1000},
     "learned-prior": {"prior": "learned"},
     "long": {"epochs": 2 * EPOCHS},
+    "unnormalized": {"estimator_options": {"normalize": False}},
 }
+NORMALIZED = ("score_function", "darn", "muprop")
 
 
 def is_vae(model):
@@ -160,6 +163,8 @@ def run_config(
     if variant is not None:
         if variant == "learned-prior" and not is_vae(model):
             raise ValueError(f"variant {variant!r} applies to the VAEs only")
+        if variant == "unnormalized" and estimator not in NORMALIZED:
+            raise ValueError(f"variant {variant!r} applies to {', '.join(NORMALIZED)} only")
         settings.update(VARIANTS[variant])
     if not is_vae(model) and "learning_rate" not in settings:
         raise ValueError(f"an SBN unit needs a learning-rate candidate (lr...); got {candidate!r}")

@@ -9,6 +9,7 @@ start-up logs unless `--verbose` is given or TF_CPP_MIN_LOG_LEVEL is set.
 """
 
 import argparse
+import json
 import os
 import sys
 
@@ -137,6 +138,14 @@ def _add_train_arguments(parser):
         "gapped_straight_through; for semi-supervised: marginalize, gumbel_softmax, "
         "st_gumbel_softmax (default: %(default)s)",
     )
+    opt.add_argument(
+        "--estimator-option",
+        action="append",
+        type=_estimator_option,
+        metavar="NAME=VALUE",
+        help="an argument of the estimator, VALUE as JSON (for example normalize=false for "
+        "score_function, darn and muprop); repeatable",
+    )
     tau = parser.add_argument_group("temperature")
     tau.add_argument(
         "--schedule",
@@ -191,6 +200,17 @@ def _add_train_arguments(parser):
     run.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _estimator_option(text):
+    """`normalize=false` -> ("normalize", False); a VALUE that is not JSON stays a string."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        return name, json.loads(value)
+    except json.JSONDecodeError:
+        return name, value
+
+
 def _config_from_args(args):
     from keras_gumbel.training import RunConfig
 
@@ -207,6 +227,7 @@ def _config_from_args(args):
         lr_decay=args.lr_decay,
         lr_decay_steps=args.lr_decay_steps,
         estimator=args.estimator,
+        estimator_options=dict(args.estimator_option) if args.estimator_option else None,
         schedule=schedule,
         tau0=args.tau0,
         tau_min=args.tau_min,

@@ -120,6 +120,10 @@ def test_serve_output_starts_with_our_line(tmp_path):
             "argument --learning-rate: expected a finite positive number",
         ),
         (["train", "categorical-vae"], "the following arguments are required: --output"),
+        (
+            ["train", "categorical-vae", "--estimator-option", "normalize", "-o", "x"],
+            "argument --estimator-option: expected NAME=VALUE, got 'normalize'",
+        ),
         (["evaluate"], "the following arguments are required: run_dir"),
     ],
 )
@@ -149,6 +153,14 @@ def test_errors_from_the_library_are_one_line(tmp_path):
         "train", "categorical-vae", "--estimator", "magic", "-o", str(tmp_path / "r2")
     )
     assert estimator.returncode == 2 and "`estimator` must be one of" in _error_line(estimator)
+
+    option = run_cli(
+        "train", "categorical-vae", "--estimator", "muprop",
+        "--estimator-option", "nrmalize=false", "-o", str(tmp_path / "r3"),
+    )  # fmt: skip
+    assert option.returncode == 2
+    assert "`estimator_options` of muprop" in _error_line(option)
+    assert "nrmalize" in _error_line(option)
 
     not_a_run = run_cli("evaluate", str(tmp_path))
     assert not_a_run.returncode == 2 and "is not a run directory" in _error_line(not_a_run)

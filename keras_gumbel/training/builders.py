@@ -12,6 +12,7 @@ from keras_gumbel.models import BernoulliVAE
 from keras_gumbel.models import CategoricalVAE
 from keras_gumbel.models import SemiSupervisedVAE
 from keras_gumbel.models import StochasticBinaryNetwork
+from keras_gumbel.training.config import estimator_identifier
 
 
 def is_sbn(config):
@@ -34,7 +35,11 @@ def build_model(config, image_shape=(28, 28)):
             temperature=config.tau0,
             seed=config.seed,
         )
-    common = {"estimator": config.estimator, "temperature": config.tau0, "seed": config.seed}
+    common = {
+        "estimator": estimator_identifier(config),
+        "temperature": config.tau0,
+        "seed": config.seed,
+    }
     if config.model == "categorical-vae":
         return CategoricalVAE(
             num_vars=config.num_vars or 20,

@@ -37,6 +37,9 @@ class RunConfig:
         lr_decay_steps: Steps between learning-rate decays.
         estimator: Gradient estimator name (`keras_gumbel.estimators`); for
             the semi-supervised model, one of `Y_ESTIMATORS`.
+        estimator_options: None, or the estimator's constructor arguments
+            (for example `{"normalize": False}` for `score_function`, `darn`
+            or `muprop`); not for the semi-supervised model.
         schedule: Temperature schedule name (`keras_gumbel.schedules.get`).
         tau0: Initial temperature.
         tau_min: Floor of the temperature (exponential and geometric) or its
@@ -77,6 +80,7 @@ class RunConfig:
     lr_decay: float = 1.0
     lr_decay_steps: int = 1000
     estimator: str = "gumbel_softmax"
+    estimator_options: dict | None = None
     schedule: str = "exponential"
     tau0: float = 1.0
     tau_min: float = 0.5
@@ -108,6 +112,7 @@ class RunConfig:
             _choice("estimator", self.estimator, Y_ESTIMATORS)
         else:
             _choice("estimator", self.estimator, tuple(sorted(estimators.ESTIMATORS)))
+        self._validate_estimator_options()
         for name in (
             "epochs",
             "batch_size",
@@ -153,6 +158,21 @@ class RunConfig:
                 f"`anneal_rate` must be a finite number >= 0, got {self.anneal_rate!r}"
             )
 
+    def _validate_estimator_options(self):
+        options = self.estimator_options
+        if options is None:
+            return
+        if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
+            raise ConfigError(
+                f"`estimator_options` must be None or a dict of argument names, got {options!r}"
+            )
+        if self.model == "semi-supervised":
+            raise ConfigError("`estimator_options` does not apply to the semi-supervised model")
+        try:
+            estimators.get(estimator_identifier(self))
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"`estimator_options` of {self.estimator}: {error}") from None
+
     def to_json(self):
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
@@ -166,6 +186,13 @@ class RunConfig:
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
+
+
+def estimator_identifier(config):
+    """What the model's `estimator` argument gets: the name, or a config dict with options."""
+    if not config.estimator_options:
+        return config.estimator
+    return {"class_name": config.estimator, "config": dict(config.estimator_options)}
 
 
 def _is_number(value):

@@ -138,3 +138,11 @@ def test_sbn_selection_units_skip_the_test_evaluation(tmp_path):
         paper_mnist.run_config(
             "sbn-bernoulli", "darn", "lr0.001", 0, 10, "x", variant="learned-prior"
         )
+    plain = paper_mnist.run_config(
+        "categorical-vae", "muprop", None, 0, 100, "x", variant="unnormalized"
+    )
+    assert plain.estimator_options == {"normalize": False}
+    with pytest.raises(ValueError, match="score_function, darn, muprop only"):
+        paper_mnist.run_config(
+            "categorical-vae", "straight_through", None, 0, 100, "x", variant="unnormalized"
+        )

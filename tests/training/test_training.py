@@ -253,3 +253,25 @@ def test_data_seed_keeps_the_bits_across_seeds(tmp_path):
     assert not np.array_equal(test_bits(seed=1), base)
     with pytest.raises(ConfigError, match="`data_seed` must be None or an integer >= 0"):
         RunConfig(data_seed=-1)
+
+
+def test_estimator_options_reach_the_model_and_survive_a_restore(tmp_path):
+    from keras_gumbel.training import ConfigError
+    from keras_gumbel.training import builders
+    from keras_gumbel.training import restore
+
+    config = RunConfig(epochs=1, **FAST, estimator="muprop", estimator_options={"normalize": False})
+    assert builders.build_model(config).sampler._estimator.normalize is False
+    assert builders.build_model(config.replace(estimator_options=None)).sampler._estimator.normalize
+    train(config, tmp_path / "run", verbose=0, evaluate_after=False)
+    stored = RunConfig.from_dict(json.loads((tmp_path / "run" / "config.json").read_text()))
+    assert stored.estimator_options == {"normalize": False}
+    model, _ = restore(tmp_path / "run", stored, builders.build_data(stored))
+    assert model.sampler._estimator.normalize is False
+
+    with pytest.raises(ConfigError, match="`estimator_options` of muprop: .*nrmalize"):
+        RunConfig(estimator="muprop", estimator_options={"nrmalize": False})
+    with pytest.raises(ConfigError, match="Expected a boolean"):
+        RunConfig(estimator="darn", estimator_options={"normalize": "no"})
+    with pytest.raises(ConfigError, match="does not apply to the semi-supervised model"):
+        RunConfig(model="semi-supervised", estimator="marginalize", estimator_options={"x": 1})
