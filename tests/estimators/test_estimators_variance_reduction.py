@@ -156,16 +156,18 @@ def test_the_input_baseline_learns_the_offsets(trained_sf):
 
 
 @pytest.mark.parametrize(
-    "name, normalize", [("score_function", False), ("score_function", True), ("muprop", False)]
+    "name, normalize",
+    [("score_function", False), ("score_function", True), ("muprop", False), ("muprop", True)],
 )
 def test_estimates_with_both_baselines_are_unbiased_up_to_the_scale(name, normalize):
     # b(x) does not depend on the sample, c and s come from earlier
     # batches: each estimate divided by its batch's s (1 without
     # normalization) is unbiased. Every coordinate's z-score stays below
     # the Bonferroni bound for a family-wise level of 1e-3 (3.76 for 6).
-    # (MuProp normalizes its correction only, not its mean-field term: it
-    # is unbiased without normalization.) The objective is scaled by 4 so
-    # that normalization is active.
+    # (MuProp's normalization scales its mean-field term with its
+    # correction; scaling the correction alone would bias it toward the
+    # mean-field gradient.) The objective is scaled by 4 so that
+    # normalization is active.
     run = _Run({"class_name": name, "config": {"normalize": normalize}}, gain=4.0)
     run.train(150)
     exact = _exact(gain=4.0)
@@ -219,8 +221,13 @@ def test_scale_gradient_keeps_the_value_and_scales_the_gradient():
     plain = estimators.ScoreFunctionEstimator(normalize=False)
     assert plain.scale_gradient(x) is x
     assert estimators.get("gumbel_softmax").scale_gradient(x) is x
-    # MuProp's mean-field term is not normalized, nor is the KL term beside it.
-    assert estimators.get("muprop").scale_gradient(x) is x
+    # MuProp's whole estimate is normalized, so the KL term beside it is too.
+    muprop = estimators.MuPropEstimator(decay=0.5)
+    muprop.standardize(tf.constant([0.0, 8.0]))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = muprop.scale_gradient(x)
+    np.testing.assert_allclose(tape.gradient(y, x).numpy(), [[0.25, 0.25]])
 
 
 def _bits(num, seed):
@@ -244,14 +251,15 @@ def _vae(estimator, bits):
     return model
 
 
-def _seeded_vae(normalize, bits):
+def _seeded_vae(normalize, bits, name="score_function"):
     keras.utils.set_random_seed(3)
-    model = _vae({"class_name": "score_function", "config": {"normalize": normalize}}, bits)
+    model = _vae({"class_name": name, "config": {"normalize": normalize}}, bits)
     model.compile(optimizer=keras.optimizers.SGD(1.0))
     return model
 
 
-def test_normalization_scales_the_whole_encoder_gradient_in_a_vae():
+@pytest.mark.parametrize("name", ["score_function", "muprop"])
+def test_normalization_scales_the_whole_encoder_gradient_in_a_vae(name):
     # One SGD step of learning rate 1 moves each weight by its gradient.
     # With and without normalization (same weights, same samples), the
     # decoder's step is the same and the encoder's, KL term included, is
@@ -260,7 +268,12 @@ def test_normalization_scales_the_whole_encoder_gradient_in_a_vae():
     bits = _bits(32, seed=0)
     steps = {}
     for normalize in (False, True):
-        model = _seeded_vae(normalize, bits)
+        model = _seeded_vae(normalize, bits, name)
+        if name == "muprop":
+            # MuProp's residual spreads over less than a nat on these bits:
+            # earlier steps' statistics with a spread of 10 set s = 1/10.
+            model.sampler._estimator.signal_variance.assign(100.0)
+            model.sampler._estimator.num_updates.assign(1.0)
         before = [w.numpy().copy() for w in model.trainable_weights]
         model.fit(bits, batch_size=32, epochs=1, shuffle=False, verbose=0)
         steps[normalize] = [
@@ -269,12 +282,12 @@ def test_normalization_scales_the_whole_encoder_gradient_in_a_vae():
         ]
         scale = float(model.sampler._estimator.signal_scale.numpy())
     assert 0.0 < scale < 0.2  # The batch's signal spreads over tens of nats.
-    scaled = ("encoder/", "latent_logits/", "score_function/")  # b's loss is scaled too.
+    scaled = ("encoder/", "latent_logits/", f"{name}/")  # b's loss is scaled too.
     for (path, plain), (_, normalized) in zip(steps[False], steps[True], strict=True):
         expected = scale * plain if path.startswith(scaled) else plain
         np.testing.assert_allclose(normalized, expected, rtol=2e-3, atol=1e-6, err_msg=path)
     assert {path.split("/")[0] for path, _ in steps[True]} == {
-        "encoder", "latent_logits", "score_function", "decoder", "pixel_logits"
+        "encoder", "latent_logits", name, "decoder", "pixel_logits"
     }  # fmt: skip
 
 
