@@ -146,3 +146,22 @@ def test_sbn_selection_units_skip_the_test_evaluation(tmp_path):
         paper_mnist.run_config(
             "categorical-vae", "straight_through", None, 0, 100, "x", variant="unnormalized"
         )
+
+
+def test_every_planned_unit_has_a_valid_run_config():
+    """The plan of an empty grid names only units whose command can run."""
+    import paper_mnist
+    import paper_mnist_report as pmr
+
+    planned = pmr.plan({})
+    assert {t[0] for t in planned} == set(paper_mnist.MODELS)
+    for model, estimator, candidate, seed, epochs in planned:
+        config = paper_mnist.run_config(model, estimator, candidate, seed, epochs, "x")
+        assert config.estimator == estimator and config.epochs == epochs
+    # Slope-annealed ST in an SBN: the learning rate is the candidate's, the
+    # slope schedule the fixed one.
+    config = paper_mnist.run_config(
+        "sbn-categorical", "annealed_straight_through", "lr0.003", 0, 10, "x"
+    )
+    assert config.learning_rate == 0.003 and config.schedule == "exponential"
+    assert (config.anneal_rate, config.anneal_interval) == (1e-4, 500)
