@@ -74,13 +74,15 @@ DATA_SEED = 0
 SPLITS = ("x_train", "x_val", "x_test")
 # One change to the protocol each, for diagnosing a cell's disagreement with
 # the paper: the reference notebook's learning-rate decay (x0.9 every 1000
-# steps), the final paper's learned prior, twice the training steps, and
-# (SF, DARN, MuProp) no variance normalization of the learning signal.
+# steps), the final paper's learned prior, twice the training steps,
+# (SF, DARN, MuProp) no variance normalization of the learning signal, and
+# (SBNs) a learning rate past the largest of the paper's list.
 VARIANTS = {
     "lr-decay": {"lr_decay": 0.9, "lr_decay_steps": 1000},
     "learned-prior": {"prior": "learned"},
     "long": {"epochs": 2 * EPOCHS},
     "unnormalized": {"estimator_options": {"normalize": False}},
+    "lr0.01": {"learning_rate": 0.01},
 }
 NORMALIZED = ("score_function", "darn", "muprop")
 # Slope-annealed ST in the SBNs, where no temperature schedule is selected.
@@ -167,6 +169,8 @@ def run_config(
     if candidate:
         settings.update(parse_candidate(candidate))
     if variant is not None:
+        if variant == "lr0.01" and is_vae(model):
+            raise ValueError(f"variant {variant!r} applies to the SBNs only")
         if variant == "learned-prior" and not is_vae(model):
             raise ValueError(f"variant {variant!r} applies to the VAEs only")
         if variant == "unnormalized" and estimator not in NORMALIZED:
