@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from paper_mnist import EPOCHS
 from paper_mnist import ESTIMATORS
+from paper_mnist import SBN_LEARNING_RATES
 from paper_mnist import SELECTION_EPOCHS
 from paper_mnist import annealed
 from paper_mnist import is_vae
@@ -25,11 +26,10 @@ from table1 import MODEL_LABELS
 from table1 import MODELS
 from table1 import PAPER
 from table1 import PAPER_ESTIMATORS
-from table1 import PAPER_LEARNING_RATES
 from table1 import PAPER_VAE_SCHEDULES
 
 VAE_CANDIDATES = tuple(schedule_label(r, n) for r, n in PAPER_VAE_SCHEDULES)
-SBN_CANDIDATES = tuple(lr_label(lr) for lr in PAPER_LEARNING_RATES)
+SBN_CANDIDATES = tuple(lr_label(lr) for lr in SBN_LEARNING_RATES)
 # Cells run with three seeds, so that their differences are judged against
 # the spread between training runs.
 SEEDED = {
@@ -79,7 +79,7 @@ def selection(units, model, estimator):
     needed = [(model, estimator, c, SELECTION_EPOCHS) for c in SBN_CANDIDATES if c not in runs]
     how = (
         f"learning rate chosen per estimator on the best validation loss of "
-        f"{SELECTION_EPOCHS}-epoch runs over the paper's list"
+        f"{SELECTION_EPOCHS}-epoch runs over the paper's list times the batch size"
     )
     return (None if needed else _best(runs)), how, needed
 

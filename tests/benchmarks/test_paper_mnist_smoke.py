@@ -134,10 +134,6 @@ def test_sbn_selection_units_skip_the_test_evaluation(tmp_path):
     assert "| lr0.001 | 0 | 10 | 61.00 | 10 | - | - |" in text
     long = paper_mnist.run_config("sbn-bernoulli", "darn", "lr0.001", 0, 100, "x", variant="long")
     assert long.epochs == 2 * paper_mnist.EPOCHS and long.learning_rate == 0.001
-    fast = paper_mnist.run_config("sbn-bernoulli", "darn", "lr0.001", 0, 100, "x", variant="lr0.01")
-    assert fast.learning_rate == 0.01 and fast.epochs == paper_mnist.EPOCHS
-    with pytest.raises(ValueError, match="SBNs only"):
-        paper_mnist.run_config("categorical-vae", "darn", None, 0, 100, "x", variant="lr0.01")
     with pytest.raises(ValueError, match="VAEs only"):
         paper_mnist.run_config(
             "sbn-bernoulli", "darn", "lr0.001", 0, 10, "x", variant="learned-prior"
