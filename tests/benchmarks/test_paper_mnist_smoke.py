@@ -112,6 +112,46 @@ def test_selection_plan_and_report(tmp_path):
     assert (tmp_path / "paper_mnist.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_sbn_learning_rate_two_stages(tmp_path):
+    """Short runs pick the finalists; their full-length runs' validation NLL picks the cell."""
+    import paper_mnist
+    import paper_mnist_report as pmr
+
+    units_dir = tmp_path / "units"
+    units_dir.mkdir()
+    model, estimator = "sbn-categorical", "gumbel_softmax"
+    short = dict(zip(pmr.SBN_CANDIDATES, [90.0, 85.0, 80.0, 76.0, 74.0, 79.0], strict=True))
+    for candidate, val in short.items():
+        _unit(units_dir, model, estimator, candidate, val, [val], epochs=10)
+    units = paper_mnist.load_units(units_dir)
+    best_two = ["lr0.1", "lr0.03"]
+    assert pmr.finalist_candidates(pmr._units_of(units, model, estimator, 10)) == best_two
+    todo = [t for t in pmr.plan(units) if t[:2] == (model, estimator)]
+    assert todo == [(model, estimator, c, 0, 100) for c in best_two]
+    assert pmr.selection(units, model, estimator)[0] is None
+
+    # The short runs' favourite has the better single-sample validation loss at
+    # full length but the worse validation NLL: the NLL decides.
+    a = _unit(units_dir, model, estimator, "lr0.1", 74.6, np.full(4, 61.6))
+    b = _unit(units_dir, model, estimator, "lr0.03", 75.3, np.full(4, 59.8))
+    for name, nll in ((a, 62.0), (b, 60.0)):
+        path = units_dir / f"{name}.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "val_negative_bound": nll}))
+    units = paper_mnist.load_units(units_dir)
+    assert pmr.selection(units, model, estimator)[0] == "lr0.03"
+    assert not [t for t in pmr.plan(units) if t[:2] == (model, estimator)]
+    cells = pmr.cells(units)
+    assert cells[model, estimator]["unit"]["candidate"] == "lr0.03"
+
+    # A finalist without the validation NLL (from an older version) says how to add it.
+    path = units_dir / f"{a}.json"
+    old = json.loads(path.read_text())
+    del old["val_negative_bound"]
+    path.write_text(json.dumps(old))
+    with pytest.raises(ValueError, match="--update-eval"):
+        pmr.selection(paper_mnist.load_units(units_dir), model, estimator)
+
+
 def test_sbn_selection_units_skip_the_test_evaluation(tmp_path):
     import paper_mnist
     import paper_mnist_report as pmr
@@ -131,7 +171,7 @@ def test_sbn_selection_units_skip_the_test_evaluation(tmp_path):
     units = paper_mnist.load_units(units_dir)
     pmr.report(units, units_dir, tmp_path / "paper_mnist")
     text = (tmp_path / "paper_mnist.md").read_text()
-    assert "| lr0.001 | 0 | 10 | 61.00 | 10 | - | - |" in text
+    assert "| lr0.001 | 0 | 10 | 61.00 | 10 | - | - | - |" in text
     long = paper_mnist.run_config("sbn-bernoulli", "darn", "lr0.001", 0, 100, "x", variant="long")
     assert long.epochs == 2 * paper_mnist.EPOCHS and long.learning_rate == 0.001
     with pytest.raises(ValueError, match="VAEs only"):
