@@ -52,9 +52,15 @@ def _units_of(units, model, estimator, epochs, seed=0):
     }
 
 
+def _ranked(candidates):
+    """Candidate labels by best validation loss, those without one left out."""
+    finite = [k for k, u in candidates.items() if u["best_val_loss"] is not None]
+    return sorted(finite, key=lambda k: candidates[k]["best_val_loss"])
+
+
 def _best(candidates):
-    finite = {k: u for k, u in candidates.items() if u["best_val_loss"] is not None}
-    return min(finite, key=lambda k: finite[k]["best_val_loss"]) if finite else None
+    ranked = _ranked(candidates)
+    return ranked[0] if ranked else None
 
 
 def selection(units, model, estimator):
@@ -102,8 +108,7 @@ def selection(units, model, estimator):
 
 def finalist_candidates(runs):
     """The short runs' best `SBN_FINALISTS` rates, by best validation loss."""
-    finite = [k for k, u in runs.items() if u["best_val_loss"] is not None]
-    return sorted(finite, key=lambda k: runs[k]["best_val_loss"])[:SBN_FINALISTS]
+    return _ranked(runs)[:SBN_FINALISTS]
 
 
 def plan(units):
