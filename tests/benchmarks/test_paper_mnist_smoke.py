@@ -209,6 +209,14 @@ def test_sbn_selection_units_skip_the_test_evaluation(tmp_path):
         paper_mnist.run_config(
             "categorical-vae", "straight_through", None, 0, 100, "x", variant="unnormalized"
         )
+    slow = paper_mnist.run_config(
+        "sbn-categorical", "annealed_straight_through", "lr0.03", 0, 100, "x", variant="slow-slope"
+    )
+    assert slow.anneal_rate == 1e-5 and slow.learning_rate == 0.03
+    with pytest.raises(ValueError, match="annealed ST in the SBNs only"):
+        paper_mnist.run_config(
+            "sbn-categorical", "gumbel_softmax", "lr0.03", 0, 100, "x", variant="slow-slope"
+        )
 
 
 def test_every_planned_unit_has_a_valid_run_config():
