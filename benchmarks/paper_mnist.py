@@ -18,7 +18,10 @@ open fixed here):
   binarization="static", seed=0)`). The bits' SHA-256 is recorded in every
   unit, and `--save-data` writes them (packed) beside the runs.
 - Training: batch 100 for 100 epochs, 50,000 steps, with the weights of the
-  epoch of lowest validation loss kept (`restore_best`).
+  epoch of lowest validation loss kept (`restore_best`). An SBN is tested
+  with those weights or the last epoch's, whichever has the lower m = 1000
+  NLL on the validation digits (`choose_sbn_checkpoint`): its single-sample
+  validation loss turns up while that NLL is still falling.
 - VAEs: the model's default optimizer (Adam, learning rate 1e-3, as the
   paper's reference notebook), the temperature `max(0.5, exp(-r t))`
   recomputed every N steps; (r, N) is chosen on validation from the paper's
@@ -222,8 +225,12 @@ def relaxed_test_loss(model, dataset):
     return float(np.mean(np.concatenate([step(batch).numpy() for batch in dataset])))
 
 
-def evaluate_unit(model, data, config, eval_samples, selection_only):
-    """The test numbers of a restored unit (none for a selection-only unit)."""
+def evaluate_unit(model, data, config, eval_samples, selection_only, chosen=None):
+    """The test numbers of a restored unit (none for a selection-only unit).
+
+    `chosen`: an SBN's checkpoint choice (`choose_sbn_checkpoint`), whose
+    validation NLL is reported with the test numbers.
+    """
     from keras_gumbel.models import importance_bound
     from keras_gumbel.models import independent_pixels_nll
 
@@ -244,7 +251,7 @@ def evaluate_unit(model, data, config, eval_samples, selection_only):
     if is_vae(config.model):
         numbers["test_relaxed_loss"] = relaxed_test_loss(model, data.test)
     else:
-        numbers["val_negative_bound"] = validation_bound(model, data, eval_samples)
+        numbers.update(chosen)
     return numbers, bounds
 
 
@@ -255,9 +262,54 @@ def validation_bound(model, data, eval_samples):
     return float(np.mean(importance_bound(model, data.validation, num_samples=eval_samples)))
 
 
+def choose_sbn_checkpoint(run_dir, config, data, eval_samples, known=None):
+    """An SBN's weights to test: the best-validation-loss epoch's or the last's.
+
+    The single-sample validation loss turns up long before the m-sample
+    NLL stops falling, so the epoch it picks is not the one with the best
+    NLL; of the two, the one with the lower validation NLL is tested.
+    `known` maps epochs to validation NLLs already measured.
+
+    Returns:
+        `(model, chosen)`: the restored model and a dict with
+        `val_negative_bound` (the chosen weights' validation NLL),
+        `evaluated_epoch` and `checkpoint_val_negative_bounds` (epoch and
+        validation NLL of each checkpoint considered).
+    """
+    from keras_gumbel.training import restore
+
+    considered, models = {}, {}
+    for which, best in (("best", True), ("last", False)):
+        model, state = restore(run_dir, config, data, best=best)
+        epoch = state["restored_epoch"] if best else state["epoch"]
+        if which == "last" and epoch == considered["best"]["epoch"]:
+            break
+        if epoch not in (known or {}):
+            known = {**(known or {}), epoch: validation_bound(model, data, eval_samples)}
+        considered[which] = {"epoch": epoch, "val_negative_bound": known[epoch]}
+        models[which] = model
+    which = min(considered, key=lambda k: considered[k]["val_negative_bound"])
+    chosen = {
+        "val_negative_bound": considered[which]["val_negative_bound"],
+        "evaluated_epoch": considered[which]["epoch"],
+        "checkpoint_val_negative_bounds": considered,
+    }
+    return models[which], chosen
+
+
+def evaluation_current(result):
+    """Whether a unit's JSON holds every number this version's evaluation computes."""
+    if not result.get("test_evaluated", True):
+        return True
+    key = "test_relaxed_loss" if is_vae(result["model"]) else "checkpoint_val_negative_bounds"
+    return key in result
+
+
 def update_evaluation(args, out, run_dir):
-    """Adds what a finished unit's evaluation now includes, from its run directory:
-    a VAE's relaxed test loss, a full-length SBN's validation NLL."""
+    """Brings a finished unit's evaluation up to date from its run directory:
+    adds a VAE's relaxed test loss; makes a full-length SBN's test numbers
+    those of its checkpoint choice (`choose_sbn_checkpoint`), re-testing
+    when the choice is not the epoch tested before."""
     import keras
 
     from keras_gumbel.training import RunConfig
@@ -265,27 +317,44 @@ def update_evaluation(args, out, run_dir):
     from keras_gumbel.training import restore
 
     result = json.loads(out.read_text())
-    key = "test_relaxed_loss" if is_vae(result["model"]) else "val_negative_bound"
-    if key in result or not result.get("test_evaluated", True):
+    vae = is_vae(result["model"])
+    if evaluation_current(result):
         print(f"{result['unit']}: nothing to add")
         return result
     if not (run_dir / "config.json").is_file():
-        sys.exit(f"--update-eval: no run directory {run_dir} to evaluate")
+        sys.exit(f"{result['unit']}: no run directory {run_dir} to bring its evaluation up to date")
     config = RunConfig(**{**result["config"], "data": args.data})
     data = builders.build_data(config)
-    model, _ = restore(run_dir, config, data)
-    if key == "test_relaxed_loss":
-        result[key] = relaxed_test_loss(model, data.test)
+    if vae:
+        model, _ = restore(run_dir, config, data)
+        result["test_relaxed_loss"] = relaxed_test_loss(model, data.test)
+        summary = f"relaxed test loss {result['test_relaxed_loss']:.2f}"
     else:
-        result[key] = validation_bound(model, data, result["test_bound_samples"])
+        tested = result.get("evaluated_epoch", result["best_epoch"])
+        known = {tested: result["val_negative_bound"]} if "val_negative_bound" in result else None
+        model, chosen = choose_sbn_checkpoint(
+            run_dir, config, data, result["test_bound_samples"], known
+        )
+        if chosen["evaluated_epoch"] != tested:
+            numbers, bounds = evaluate_unit(
+                model, data, config, result["test_bound_samples"], False, chosen
+            )
+            result.update(numbers)
+            np.save(out.with_suffix(".bounds.npy"), bounds.astype(np.float32))
+        else:
+            result.update(chosen)
+        summary = (
+            f"epoch {result['evaluated_epoch']}: validation NLL "
+            f"{result['val_negative_bound']:.2f}, test {result['test_negative_bound']:.2f}"
+        )
     keras.backend.clear_session()
     out.write_text(json.dumps(result, indent=1))
-    print(f"{result['unit']}: {key} {result[key]:.2f}")
+    print(f"{result['unit']}: {summary}")
     return result
 
 
 def run_unit(args, argv=None):
-    """Trains (or resumes) one unit, evaluates its best-validation weights, writes its JSON."""
+    """Trains (or resumes) one unit, evaluates its chosen weights, writes its JSON."""
     import keras
     import tensorflow as tf
 
@@ -304,7 +373,7 @@ def run_unit(args, argv=None):
     units_dir = Path(args.units_dir)
     out = units_dir / f"{name}.json"
     run_dir = Path(args.runs_dir) / name
-    if out.is_file() and args.update_eval:
+    if out.is_file() and (args.update_eval or not evaluation_current(json.loads(out.read_text()))):
         return update_evaluation(args, out, run_dir)
     if out.is_file() and not args.force:
         print(f"{name}: done ({out})")
@@ -331,7 +400,10 @@ def run_unit(args, argv=None):
     cpu, wall = time.process_time(), time.time()
     data = builders.build_data(config)
     model, state = restore(run_dir, config, data)
-    numbers, bounds = evaluate_unit(model, data, config, args.eval_samples, selection_only)
+    chosen = None
+    if not (selection_only or is_vae(config.model)):
+        model, chosen = choose_sbn_checkpoint(run_dir, config, data, args.eval_samples)
+    numbers, bounds = evaluate_unit(model, data, config, args.eval_samples, selection_only, chosen)
     eval_cpu, eval_wall = time.process_time() - cpu, time.time() - wall
     units_dir.mkdir(parents=True, exist_ok=True)
     if bounds is not None:
@@ -376,8 +448,9 @@ def run_unit(args, argv=None):
             f"{result['test_negative_bound_stderr']:.2f} nats "
             f"(single sample {result['test_single_sample_loss']:.2f})"
         )
+    tested = f", tested epoch {result['evaluated_epoch']}" if "evaluated_epoch" in result else ""
     print(
-        f"{name}: {summary}, best epoch {result['best_epoch']}, "
+        f"{name}: {summary}, best epoch {result['best_epoch']}{tested}, "
         f"{train_wall / 60:.1f} + {eval_wall / 60:.1f} min"
     )
     return result
@@ -411,7 +484,8 @@ def main(argv=None):
     unit.add_argument(
         "--update-eval",
         action="store_true",
-        help="add the test numbers this version computes to a finished unit, from its run",
+        help="bring a finished unit's numbers up to this version's evaluation, from its run "
+        "(done without asking for a unit that lacks them)",
     )
     for name, text in (("plan", "print the units still to run"), ("report", "write the table")):
         sub = commands.add_parser(name, help=text)

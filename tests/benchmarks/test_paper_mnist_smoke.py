@@ -70,6 +70,62 @@ def test_an_sbn_unit_reports_its_validation_nll(tmp_path):
     assert 0 < unit["val_negative_bound"] < 392 * np.log(2)
     assert unit["val_negative_bound"] < unit["best_val_loss"]
     assert unit["config"]["learning_rate"] == 0.1
+    # One epoch: the best epoch is the last, so one checkpoint is considered.
+    assert unit["evaluated_epoch"] == 1
+    assert unit["checkpoint_val_negative_bounds"] == {
+        "best": {"epoch": 1, "val_negative_bound": unit["val_negative_bound"]}
+    }
+
+    # A unit written before the checkpoint choice is brought up to date by
+    # its own command, from its run directory, without training again.
+    path = tmp_path / "units" / "sbn-bernoulli__straight_through__lr0.1__s0__e1.json"
+    old = {
+        k: v
+        for k, v in unit.items()
+        if k not in ("evaluated_epoch", "checkpoint_val_negative_bounds")
+    }
+    path.write_text(json.dumps(old))
+    again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "epoch 1: validation NLL" in again.stdout
+    assert json.loads(path.read_text()) == unit
+
+
+def test_an_sbn_is_tested_at_the_checkpoint_with_the_lower_validation_nll(monkeypatch):
+    """Of the best-validation-loss epoch and the last, the lower validation NLL wins."""
+    import paper_mnist
+
+    import keras_gumbel.training
+
+    def check(best_nll, last_nll, known=None):
+        calls = []
+
+        def restore(run_dir, config, data, best=None):
+            epoch = 42 if best else 100
+            state = {"epoch": 100, **({"restored_epoch": 42} if best else {})}
+            return f"weights of epoch {epoch}", state
+
+        def validation_bound(model, data, eval_samples):
+            calls.append(model)
+            return best_nll if model.endswith("42") else last_nll
+
+        monkeypatch.setattr(keras_gumbel.training, "restore", restore)
+        monkeypatch.setattr(paper_mnist, "validation_bound", validation_bound)
+        return paper_mnist.choose_sbn_checkpoint("run", None, None, 1000, known), calls
+
+    (model, chosen), calls = check(60.1, 59.8)
+    assert model == "weights of epoch 100" and chosen["evaluated_epoch"] == 100
+    assert chosen["val_negative_bound"] == 59.8 and len(calls) == 2
+    assert chosen["checkpoint_val_negative_bounds"] == {
+        "best": {"epoch": 42, "val_negative_bound": 60.1},
+        "last": {"epoch": 100, "val_negative_bound": 59.8},
+    }
+    (model, chosen), _ = check(59.5, 59.8)
+    assert model == "weights of epoch 42" and chosen["evaluated_epoch"] == 42
+    # A validation NLL already measured (an older unit's) is not measured again.
+    (model, chosen), calls = check(99.0, 59.8, known={42: 60.1})
+    assert calls == ["weights of epoch 100"] and chosen["evaluated_epoch"] == 100
+    assert chosen["checkpoint_val_negative_bounds"]["best"]["val_negative_bound"] == 60.1
 
 
 def _unit(units_dir, model, estimator, candidate, val, bounds, seed=0, epochs=100, variant=None):
@@ -159,20 +215,26 @@ def test_sbn_learning_rate_two_stages(tmp_path):
     b = _unit(units_dir, model, estimator, "lr0.03", 75.3, np.full(4, 59.8))
     for name, nll in ((a, 62.0), (b, 60.0)):
         path = units_dir / f"{name}.json"
-        path.write_text(json.dumps({**json.loads(path.read_text()), "val_negative_bound": nll}))
+        chosen = {"best": {"epoch": 2, "val_negative_bound": nll}}
+        unit = {**json.loads(path.read_text()), "val_negative_bound": nll}
+        path.write_text(json.dumps({**unit, "checkpoint_val_negative_bounds": chosen}))
     units = paper_mnist.load_units(units_dir)
     assert pmr.selection(units, model, estimator)[0] == "lr0.03"
     assert not [t for t in pmr.plan(units) if t[:2] == (model, estimator)]
     cells = pmr.cells(units)
     assert cells[model, estimator]["unit"]["candidate"] == "lr0.03"
 
-    # A finalist without the validation NLL (from an older version) says how to add it.
+    # A finalist evaluated by an older version (no checkpoint choice) is
+    # planned again, its command bringing it up to date, and the cell waits.
     path = units_dir / f"{a}.json"
     old = json.loads(path.read_text())
-    del old["val_negative_bound"]
+    del old["checkpoint_val_negative_bounds"]
     path.write_text(json.dumps(old))
-    with pytest.raises(ValueError, match="--update-eval"):
-        pmr.selection(paper_mnist.load_units(units_dir), model, estimator)
+    units = paper_mnist.load_units(units_dir)
+    assert pmr.selection(units, model, estimator)[0] is None
+    assert [t for t in pmr.plan(units) if t[:2] == (model, estimator)] == [
+        (model, estimator, "lr0.1", 0, 100)
+    ]
 
 
 def test_sbn_selection_units_skip_the_test_evaluation(tmp_path):
