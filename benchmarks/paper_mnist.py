@@ -88,14 +88,16 @@ SPLITS = ("x_train", "x_val", "x_test")
 # One change to the protocol each, for diagnosing a cell's disagreement with
 # the paper: the reference notebook's learning-rate decay (x0.9 every 1000
 # steps), the final paper's learned prior, twice the training steps,
-# (SF, DARN, MuProp) no variance normalization of the learning signal, and
-# (annealed ST in the SBNs) the slower slope schedule of the paper's grid.
+# (SF, DARN, MuProp) no variance normalization of the learning signal,
+# (annealed ST in the SBNs) the slower slope schedule of the paper's grid,
+# and (MuProp in the SBNs) the expansion of the mean-field network.
 VARIANTS = {
     "lr-decay": {"lr_decay": 0.9, "lr_decay_steps": 1000},
     "learned-prior": {"prior": "learned"},
     "long": {"epochs": 2 * EPOCHS},
     "unnormalized": {"estimator_options": {"normalize": False}},
     "slow-slope": {"anneal_rate": 1e-5, "anneal_interval": 500},
+    "mean-field": {"estimator_options": {"mean_field": True}},
 }
 NORMALIZED = ("score_function", "darn", "muprop")
 # The SBN learning rates: the paper's list times the batch size (module docstring).
@@ -192,6 +194,8 @@ def run_config(
             raise ValueError(f"variant {variant!r} applies to {', '.join(NORMALIZED)} only")
         if variant == "slow-slope" and (is_vae(model) or not annealed(model, estimator)):
             raise ValueError(f"variant {variant!r} applies to annealed ST in the SBNs only")
+        if variant == "mean-field" and (is_vae(model) or estimator != "muprop"):
+            raise ValueError(f"variant {variant!r} applies to MuProp in the SBNs only")
         settings.update(VARIANTS[variant])
     if not is_vae(model) and "learning_rate" not in settings:
         raise ValueError(f"an SBN unit needs a learning-rate candidate (lr...); got {candidate!r}")

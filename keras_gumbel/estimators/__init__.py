@@ -24,6 +24,7 @@ from keras_gumbel.estimators.estimator import KINDS
 from keras_gumbel.estimators.estimator import Estimator
 from keras_gumbel.estimators.estimator import check_kind
 from keras_gumbel.estimators.estimator import exact_sample
+from keras_gumbel.estimators.estimator import mean
 from keras_gumbel.estimators.estimator import sample_noise
 from keras_gumbel.estimators.gapped_straight_through import GappedStraightThroughEstimator
 from keras_gumbel.estimators.gumbel_rao import GumbelRaoEstimator
@@ -105,6 +106,7 @@ __all__ = [
     "check_kind",
     "exact_sample",
     "get",
+    "mean",
     "sample_noise",
     "serialize",
 ]

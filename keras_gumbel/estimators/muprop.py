@@ -8,6 +8,7 @@ from keras_gumbel.estimators.estimator import mean
 from keras_gumbel.estimators.estimator import per_example
 from keras_gumbel.estimators.estimator import value_and_gradient
 from keras_gumbel.estimators.score_function import ScoreFunctionEstimator
+from keras_gumbel.estimators.score_function import check_bool
 
 
 class MuPropEstimator(ScoreFunctionEstimator):
@@ -47,7 +48,17 @@ class MuPropEstimator(ScoreFunctionEstimator):
 
     In a network of several stochastic layers (`StochasticBinaryNetwork`)
     the objective of a layer is the downstream loss as a function of that
-    layer's value, and `f(mu)` is evaluated by feeding `mu` downstream.
+    layer's value, and `f(mu)` is evaluated by feeding `mu` downstream,
+    where the later layers draw samples of this step's noise (straight-
+    through Gumbel-Softmax, so that `f'(mu)` exists). With `mean_field=True`
+    the expansion is instead that of the model's deterministic mean-field
+    network, every later stochastic layer replaced by its mean (Gu et al.'s
+    multi-layer MuProp), which the model passes to `surrogate` as
+    `mean_field`: `b(z) = g(mu) + g'(mu) . (z - mu)` with `g` that network's
+    loss, while the learning signal stays the sampled `f(z)`. Any `g` that
+    does not depend on the sample keeps the estimate unbiased. A model with
+    one stochastic layer (the VAEs) has nothing downstream to average, and
+    there `g = f`.
 
     Cost: two evaluations of `f` per sample (at `z` and at `mu`) and one
     backward pass through it. Works for both kinds; needs the TensorFlow or
@@ -59,6 +70,8 @@ class MuPropEstimator(ScoreFunctionEstimator):
         decay: Float in [0, 1). Factor of the moving averages.
         input_baseline: Boolean. Whether to subtract a learned `b_x(x)`.
         baseline_units: Integer >= 1. Hidden units of `b_x`.
+        mean_field: Boolean. Whether to expand the model's mean-field
+            objective (when it passes one) instead of `objective`.
         **kwargs: Base layer keyword arguments.
 
     Reference:
@@ -71,14 +84,23 @@ class MuPropEstimator(ScoreFunctionEstimator):
     biased = False
     evaluations = 2
 
-    def surrogate(self, objective, sample, logits, kind, inputs=None):
+    def __init__(self, mean_field=False, **kwargs):
+        super().__init__(**kwargs)
+        check_bool("mean_field", mean_field)
+        self.mean_field = mean_field
+
+    def surrogate(self, objective, sample, logits, kind, inputs=None, mean_field=None):
         check_kind(kind, self.kinds)
         z = ops.stop_gradient(ops.cast(sample, "float32"))
         f_z = ops.stop_gradient(ops.cast(objective(z), "float32"))
         mu = mean(logits, kind)
         mu_value = ops.stop_gradient(mu)
-        f_mu, gradient = value_and_gradient(objective, mu_value)
+        expanded = mean_field if self.mean_field and mean_field is not None else objective
+        f_mu, gradient = value_and_gradient(expanded, mu_value)
         residual = f_z - f_mu - per_example(gradient * (z - mu_value))
         centered, scale, fit = self.learning_signal(residual, inputs)
         correction = centered * log_prob(z, logits, kind)
         return scale * (correction + per_example(gradient * mu)) + fit
+
+    def get_config(self):
+        return {**super().get_config(), "mean_field": self.mean_field}

@@ -21,7 +21,7 @@ def _check_unit_interval(name, value):
         )
 
 
-def _check_bool(name, value):
+def check_bool(name, value):
     if not isinstance(value, bool):
         raise TypeError(
             f"Invalid value received for argument `{name}`. Expected a "
@@ -125,10 +125,10 @@ class ScoreFunctionEstimator(Estimator, keras.layers.Layer):
         keras.layers.Layer.__init__(
             self, name=kwargs.pop("name", type(self).name), dtype="float32", **kwargs
         )
-        _check_bool("baseline", baseline)
-        _check_bool("normalize", normalize)
+        check_bool("baseline", baseline)
+        check_bool("normalize", normalize)
         _check_unit_interval("decay", decay)
-        _check_bool("input_baseline", input_baseline)
+        check_bool("input_baseline", input_baseline)
         check_positive_int("baseline_units", baseline_units)
         self.baseline = baseline
         self.normalize = normalize

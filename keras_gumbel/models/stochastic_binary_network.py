@@ -157,7 +157,9 @@ class StochasticBinaryNetwork(OneStepFit, CompiledUpdate, keras.Model):
         MuProp) the layers above are straight-through Gumbel-Softmax
         samples of that noise, so `objective_i` has a derivative; it only
         enters control variates or, for DARN, a biased signal, so MuProp
-        stays unbiased. The output layer's weights get the pathwise
+        stays unbiased. MuProp with `mean_field=True` expands the
+        deterministic mean-field network's loss instead (every later layer
+        replaced by its mean). The output layer's weights get the pathwise
         gradient of the NLL; each layer's logits only get their own
         surrogate's.
         """
@@ -207,8 +209,19 @@ class StochasticBinaryNetwork(OneStepFit, CompiledUpdate, keras.Model):
                             value = draw(j, self._layer_logits(j, value), smooth=True)
                         return -bernoulli_log_likelihood(x_lower, output_logits(value))
 
+                    def mean_field(value, i=i):
+                        # The deterministic network: each later layer is its mean.
+                        for j in range(i + 1, self.num_layers):
+                            value = estimators_lib.mean(self._layer_logits(j, value), kind)
+                        return -bernoulli_log_likelihood(x_lower, output_logits(value))
+
+                    options = (
+                        {"mean_field": mean_field}
+                        if getattr(estimator, "mean_field", False)
+                        else {}
+                    )
                     surrogate = estimator.surrogate(
-                        objective, samples[i], logits[i], kind, inputs=x_upper
+                        objective, samples[i], logits[i], kind, inputs=x_upper, **options
                     )
                     if surrogate is not None:
                         total = total + surrogate

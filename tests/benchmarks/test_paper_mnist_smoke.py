@@ -279,6 +279,12 @@ def test_sbn_selection_units_skip_the_test_evaluation(tmp_path):
         paper_mnist.run_config(
             "sbn-categorical", "gumbel_softmax", "lr0.03", 0, 100, "x", variant="slow-slope"
         )
+    mean_field = paper_mnist.run_config(
+        "sbn-bernoulli", "muprop", "lr0.01", 0, 100, "x", variant="mean-field"
+    )
+    assert mean_field.estimator_options == {"mean_field": True}
+    with pytest.raises(ValueError, match="MuProp in the SBNs only"):
+        paper_mnist.run_config("categorical-vae", "muprop", None, 0, 100, "x", variant="mean-field")
 
 
 def test_every_planned_unit_has_a_valid_run_config():

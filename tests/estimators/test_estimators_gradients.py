@@ -97,6 +97,27 @@ def test_unbiased_estimators_match_the_exact_gradient(estimator, kind):
 
 
 @pytest.mark.parametrize("kind", ["categorical", "bernoulli"])
+def test_muprop_stays_unbiased_when_it_expands_another_function(kind):
+    # A model with several stochastic layers hands MuProp its mean-field
+    # network as `mean_field`; the learning signal stays `objective`, so any
+    # expanded function that does not depend on the sample keeps the
+    # estimate unbiased. Here it is the quadratic problem's objective.
+    _, other = _problem(kind, quadratic=True)
+
+    class ExpandsAnother(estimators.MuPropEstimator):
+        def surrogate(self, objective, sample, logits, kind, inputs=None):
+            return super().surrogate(objective, sample, logits, kind, inputs, mean_field=other)
+
+    estimator = ExpandsAnother(normalize=False, mean_field=True)
+    result = _measure(estimator, kind, quadratic=False)
+    assert _max_z(result) < _bound(result), result.z_scores()
+    # The option changes the estimate: expanding the objective itself (plain
+    # MuProp) gives a far better control variate than an unrelated function.
+    plain = _measure(UNBIASED[2], kind, quadratic=False)
+    assert plain.total_variance[0] < 0.7 * result.total_variance[0]
+
+
+@pytest.mark.parametrize("kind", ["categorical", "bernoulli"])
 def test_variance_normalization_only_rescales_the_score_function(kind):
     # With normalization the estimate is s * (unbiased estimate) for a
     # positive s <= 1 that depends only on earlier batches: the mean is

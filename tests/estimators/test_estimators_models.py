@@ -83,3 +83,26 @@ def test_sbn_trains_with_surrogate_estimators(name, latent, bits):
     assert all(changed.values()), changed
     for sampler in model.samplers:
         assert float(sampler._estimator.num_updates.numpy()) == 3.0
+
+
+@pytest.mark.parametrize("latent", ["bernoulli", "categorical"])
+def test_sbn_muprop_expands_the_mean_field_network_when_asked(latent, bits):
+    def weights_after_fit(mean_field):
+        keras.utils.set_random_seed(0)
+        model = StochasticBinaryNetwork(
+            latent,
+            num_vars=6 if latent == "bernoulli" else 3,
+            num_classes=4,
+            estimator={"class_name": "muprop", "config": {"mean_field": mean_field}},
+            seed=0,
+        )
+        losses, changed = _fit(model, bits[:, :18], bits[:, 18:])
+        assert np.all(np.isfinite(losses)) and all(changed.values()), changed
+        return [w.numpy() for w in model.trainable_weights]
+
+    default = weights_after_fit(False)
+    # Training is deterministic under the seed, so a difference is the option's.
+    again = weights_after_fit(False)
+    assert all(np.array_equal(a, b) for a, b in zip(default, again, strict=True))
+    mean_field = weights_after_fit(True)
+    assert not all(np.allclose(a, b) for a, b in zip(default, mean_field, strict=True))
