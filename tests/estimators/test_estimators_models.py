@@ -100,9 +100,14 @@ def test_sbn_muprop_expands_the_mean_field_network_when_asked(latent, bits):
         assert np.all(np.isfinite(losses)) and all(changed.values()), changed
         return [w.numpy() for w in model.trainable_weights]
 
+    def largest_change(a, b):
+        return max(float(np.max(np.abs(x - y))) for x, y in zip(a, b, strict=True))
+
     default = weights_after_fit(False)
-    # Training is deterministic under the seed, so a difference is the option's.
-    again = weights_after_fit(False)
-    assert all(np.array_equal(a, b) for a, b in zip(default, again, strict=True))
-    mean_field = weights_after_fit(True)
-    assert not all(np.allclose(a, b) for a, b in zip(default, mean_field, strict=True))
+    # Training repeats under the seed up to float rounding, so a difference
+    # far above the rounding is the option's.
+    rounding = largest_change(default, weights_after_fit(False))
+    effect = largest_change(default, weights_after_fit(True))
+    # Measured: rounding usually 0 (threaded sums may differ in their last
+    # bits), effect about 0.03.
+    assert rounding < 1e-4 and effect > 3e-3
