@@ -90,7 +90,8 @@ SPLITS = ("x_train", "x_val", "x_test")
 # steps), the final paper's learned prior, twice the training steps,
 # (SF, DARN, MuProp) no variance normalization of the learning signal,
 # (annealed ST in the SBNs) the slower slope schedule of the paper's grid,
-# and (MuProp in the SBNs) the expansion of the mean-field network.
+# and (MuProp in the SBNs) the expansion of the mean-field network or
+# variance normalization of the learning signal alone (NVIL's form).
 VARIANTS = {
     "lr-decay": {"lr_decay": 0.9, "lr_decay_steps": 1000},
     "learned-prior": {"prior": "learned"},
@@ -98,6 +99,7 @@ VARIANTS = {
     "unnormalized": {"estimator_options": {"normalize": False}},
     "slow-slope": {"anneal_rate": 1e-5, "anneal_interval": 500},
     "mean-field": {"estimator_options": {"mean_field": True}},
+    "signal-normalized": {"estimator_options": {"scale_expansion": False}},
 }
 NORMALIZED = ("score_function", "darn", "muprop")
 # The SBN learning rates: the paper's list times the batch size (module docstring).
@@ -194,7 +196,9 @@ def run_config(
             raise ValueError(f"variant {variant!r} applies to {', '.join(NORMALIZED)} only")
         if variant == "slow-slope" and (is_vae(model) or not annealed(model, estimator)):
             raise ValueError(f"variant {variant!r} applies to annealed ST in the SBNs only")
-        if variant == "mean-field" and (is_vae(model) or estimator != "muprop"):
+        if variant in ("mean-field", "signal-normalized") and (
+            is_vae(model) or estimator != "muprop"
+        ):
             raise ValueError(f"variant {variant!r} applies to MuProp in the SBNs only")
         settings.update(VARIANTS[variant])
     if not is_vae(model) and "learning_rate" not in settings:

@@ -82,7 +82,8 @@ class DARNEstimator(ScoreFunctionEstimator):
         # One signal per Bernoulli unit or categorical variable.
         return tuple(logits_shape[:-1] if kind == "categorical" else logits_shape)
 
-    def surrogate(self, objective, sample, logits, kind, inputs=None):
+    def surrogate(self, objective, sample, logits, kind, inputs=None, mean_field=None):
+        del mean_field  # Only MuProp expands the mean-field network.
         check_kind(kind, self.kinds)
         z = ops.stop_gradient(ops.cast(sample, "float32"))
         _, gradient = value_and_gradient(objective, z)

@@ -211,14 +211,17 @@ class Estimator:
 
     `sample(logits, kind, temperature, seed)` returns what the downstream
     network sees, with the estimator's gradient path to `logits`.
-    `surrogate(objective, sample, logits, kind, inputs)` returns a
+    `surrogate(objective, sample, logits, kind, inputs, mean_field)` returns a
     per-example term whose gradient, added to the loss, completes the
     estimator (score-function estimators), or None when the pathwise
     gradient is the whole estimator. `objective` is a callable
     `z -> per-example loss` (e.g. `-log p(x | z)`), so that an estimator may
     evaluate it at other points (MuProp, DARN); `inputs` is the model's
     input batch, which an input-dependent baseline reads (None: no such
-    baseline). Only the surrogate's gradient matters: its value is added to
+    baseline). A model with several stochastic layers may also pass
+    `mean_field`, the loss of its deterministic mean-field network as a
+    function of the same value, which only MuProp (optionally) expands;
+    every other estimator ignores it. Only the surrogate's gradient matters: its value is added to
     the minimized objective but not to the reported loss.
 
     Two hooks serve models whose estimators learn: `build_baseline(
@@ -255,8 +258,8 @@ class Estimator:
     def sample(self, logits, kind, temperature, seed=None):
         raise NotImplementedError
 
-    def surrogate(self, objective, sample, logits, kind, inputs=None):
-        del objective, sample, logits, kind, inputs
+    def surrogate(self, objective, sample, logits, kind, inputs=None, mean_field=None):
+        del objective, sample, logits, kind, inputs, mean_field
         return None
 
     def build_baseline(self, input_shape, logits_shape, kind):

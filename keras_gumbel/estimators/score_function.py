@@ -164,7 +164,8 @@ class ScoreFunctionEstimator(Estimator, keras.layers.Layer):
         check_kind(kind, self.kinds)
         return exact_sample(logits, kind, seed=seed)
 
-    def surrogate(self, objective, sample, logits, kind, inputs=None):
+    def surrogate(self, objective, sample, logits, kind, inputs=None, mean_field=None):
+        del mean_field  # Only MuProp expands the mean-field network.
         check_kind(kind, self.kinds)
         signal = ops.stop_gradient(ops.cast(objective(sample), "float32"))
         centered, scale, fit = self.learning_signal(signal, inputs)

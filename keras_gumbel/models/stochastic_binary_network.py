@@ -202,26 +202,29 @@ class StochasticBinaryNetwork(OneStepFit, CompiledUpdate, keras.Model):
                     samples.append(h)
                 nll = -bernoulli_log_likelihood(x_lower, output_logits(h))
                 total = nll
+
+                def downstream(value, i, step):
+                    # The NLL with layer `i` at `value` and each later layer
+                    # `step(j, logits)` of its input.
+                    for j in range(i + 1, self.num_layers):
+                        value = step(j, self._layer_logits(j, value))
+                    return -bernoulli_log_likelihood(x_lower, output_logits(value))
+
+                def straight_through(j, layer_logits):
+                    return draw(j, layer_logits, smooth=True)
+
+                def mean_of(j, layer_logits):
+                    # The deterministic mean-field network.
+                    return estimators_lib.mean(layer_logits, kind)
+
                 for i, estimator in enumerate(estimators):
-
-                    def objective(value, i=i):
-                        for j in range(i + 1, self.num_layers):
-                            value = draw(j, self._layer_logits(j, value), smooth=True)
-                        return -bernoulli_log_likelihood(x_lower, output_logits(value))
-
-                    def mean_field(value, i=i):
-                        # The deterministic network: each later layer is its mean.
-                        for j in range(i + 1, self.num_layers):
-                            value = estimators_lib.mean(self._layer_logits(j, value), kind)
-                        return -bernoulli_log_likelihood(x_lower, output_logits(value))
-
-                    options = (
-                        {"mean_field": mean_field}
-                        if getattr(estimator, "mean_field", False)
-                        else {}
-                    )
                     surrogate = estimator.surrogate(
-                        objective, samples[i], logits[i], kind, inputs=x_upper, **options
+                        lambda value, i=i: downstream(value, i, straight_through),
+                        samples[i],
+                        logits[i],
+                        kind,
+                        inputs=x_upper,
+                        mean_field=lambda value, i=i: downstream(value, i, mean_of),
                     )
                     if surrogate is not None:
                         total = total + surrogate

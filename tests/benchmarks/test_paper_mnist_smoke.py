@@ -285,6 +285,14 @@ def test_sbn_selection_units_skip_the_test_evaluation(tmp_path):
     assert mean_field.estimator_options == {"mean_field": True}
     with pytest.raises(ValueError, match="MuProp in the SBNs only"):
         paper_mnist.run_config("categorical-vae", "muprop", None, 0, 100, "x", variant="mean-field")
+    signal = paper_mnist.run_config(
+        "sbn-categorical", "muprop", "lr0.03", 0, 100, "x", variant="signal-normalized"
+    )
+    assert signal.estimator_options == {"scale_expansion": False}
+    with pytest.raises(ValueError, match="MuProp in the SBNs only"):
+        paper_mnist.run_config(
+            "sbn-bernoulli", "darn", "lr0.01", 0, 100, "x", variant="signal-normalized"
+        )
 
 
 def test_every_planned_unit_has_a_valid_run_config():

@@ -105,7 +105,7 @@ def test_muprop_stays_unbiased_when_it_expands_another_function(kind):
     _, other = _problem(kind, quadratic=True)
 
     class ExpandsAnother(estimators.MuPropEstimator):
-        def surrogate(self, objective, sample, logits, kind, inputs=None):
+        def surrogate(self, objective, sample, logits, kind, inputs=None, mean_field=None):
             return super().surrogate(objective, sample, logits, kind, inputs, mean_field=other)
 
     estimator = ExpandsAnother(normalize=False, mean_field=True)

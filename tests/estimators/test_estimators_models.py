@@ -96,7 +96,10 @@ def test_sbn_muprop_expands_the_mean_field_network_when_asked(latent, bits):
             estimator={"class_name": "muprop", "config": {"mean_field": mean_field}},
             seed=0,
         )
-        losses, changed = _fit(model, bits[:, :18], bits[:, 18:])
+        # One step: its samples come from the seed alone, so a repeat
+        # differs at most by the rounding of threaded sums. (Over several
+        # steps that rounding can flip a later sample and grow.)
+        losses, changed = _fit(model, bits[:16, :18], bits[:16, 18:])
         assert np.all(np.isfinite(losses)) and all(changed.values()), changed
         return [w.numpy() for w in model.trainable_weights]
 
@@ -104,10 +107,7 @@ def test_sbn_muprop_expands_the_mean_field_network_when_asked(latent, bits):
         return max(float(np.max(np.abs(x - y))) for x, y in zip(a, b, strict=True))
 
     default = weights_after_fit(False)
-    # Training repeats under the seed up to float rounding, so a difference
-    # far above the rounding is the option's.
     rounding = largest_change(default, weights_after_fit(False))
     effect = largest_change(default, weights_after_fit(True))
-    # Measured: rounding usually 0 (threaded sums may differ in their last
-    # bits), effect about 0.03.
-    assert rounding < 1e-4 and effect > 3e-3
+    # Measured: rounding 0, effect 0.008 (categorical) and 0.004 (Bernoulli).
+    assert rounding < 1e-5 and effect > 1e-3

@@ -97,14 +97,17 @@ class _Run:
             variances.append(float(self.estimator.signal_variance.numpy()))
         return variances
 
-    def estimates(self):
-        """`BATCHES * BATCH` estimates, each divided by its batch's scale `s`."""
+    def estimates(self, offset=0.0):
+        """`BATCHES * BATCH` estimates, each `(g - offset) / s + offset` with `s` its batch's scale.
+
+        `offset` is a part of the estimate that normalization leaves alone.
+        """
         self._step(False)  # Statistics from earlier batches, as in training.
         out = []
         for _ in range(BATCHES):
             g, scale = self._step(False)
             assert 0.0 < float(scale) <= 1.0
-            out.append(g.numpy().astype("float64") / float(scale))
+            out.append((g.numpy().astype("float64") - offset) / float(scale) + offset)
         return np.concatenate(out)
 
 
@@ -181,6 +184,42 @@ def test_estimates_with_both_baselines_are_unbiased_up_to_the_scale(name, normal
         assert float(run.estimator.signal_scale.numpy()) < 0.8
 
 
+def _muprop_expansion_gradient(gain):
+    """`d/dl [f'(mu) . mu(l)]` with `f'(mu)` held fixed: MuProp's pathwise term."""
+    logits, g, _ = _problem()
+    logits = tf.constant(logits)
+    with tf.GradientTape() as tape:
+        tape.watch(logits)
+        mu = tf.nn.softmax(logits)
+        with tf.GradientTape() as inner:
+            inner.watch(mu)
+            value = gain * g(mu[None])
+        slope = tf.stop_gradient(inner.gradient(value, mu))
+        expansion = tf.reduce_sum(slope * mu)
+    return tape.gradient(expansion, logits).numpy().astype("float64")
+
+
+def test_muprop_can_normalize_its_learning_signal_alone():
+    # With `scale_expansion=False` normalization divides only the learning
+    # signal, as NVIL does: the estimate is `s * (residual term) + D` with
+    # `D` the expansion's pathwise term (the same for every sample). Undoing
+    # that form, `(g - D) / s + D`, is unbiased (Bonferroni bound as above);
+    # reading it as `s * (unbiased estimate)`, as for `scale_expansion=True`,
+    # is not: `D / s - D` is many standard errors.
+    config = {"normalize": True, "scale_expansion": False}
+    run = _Run({"class_name": "muprop", "config": config}, gain=4.0)
+    run.train(150)
+    assert float(run.estimator.signal_scale.numpy()) < 0.8  # Normalization is active.
+    exact = _exact(gain=4.0)
+    expansion = _muprop_expansion_gradient(gain=4.0)
+    bound = bonferroni_bound(exact.size, ALPHA)
+    z, se = _z_scores(run.estimates(offset=expansion), exact)
+    assert np.max(np.abs(z)) < bound, z
+    assert np.linalg.norm(se) < 0.1 * np.linalg.norm(exact)
+    z, _ = _z_scores(run.estimates(), exact)
+    assert np.max(np.abs(z)) > 3 * bound, z
+
+
 def test_the_input_baseline_reduces_the_variance(trained_sf):
     run, _ = trained_sf
     with_input = run.estimates()
@@ -228,6 +267,11 @@ def test_scale_gradient_keeps_the_value_and_scales_the_gradient():
         tape.watch(x)
         y = muprop.scale_gradient(x)
     np.testing.assert_allclose(tape.gradient(y, x).numpy(), [[0.25, 0.25]])
+    # Unless only its learning signal is normalized: then the KL keeps its
+    # full gradient, like the expansion's pathwise term.
+    signal_only = estimators.MuPropEstimator(decay=0.5, scale_expansion=False)
+    signal_only.standardize(tf.constant([0.0, 8.0]))
+    assert signal_only.scale_gradient(x) is x
 
 
 def _bits(num, seed):
