@@ -22,6 +22,7 @@ from paper_mnist import annealed
 from paper_mnist import evaluation_current
 from paper_mnist import is_vae
 from paper_mnist import lr_label
+from paper_mnist import protocol_variant
 from paper_mnist import schedule_label
 from table1 import ESTIMATOR_LABELS
 from table1 import MODEL_LABELS
@@ -49,8 +50,13 @@ def _units_of(units, model, estimator, epochs, seed=0):
         and u["estimator"] == estimator
         and u["seed"] == seed
         and u["config"]["epochs"] == epochs
-        and u.get("variant") is None
+        and u.get("variant") == protocol_variant(model, estimator)
     }
+
+
+def is_diagnosis(unit):
+    """A unit that fills no cell: its variant is not the protocol's for its cell."""
+    return unit.get("variant") != protocol_variant(unit["model"], unit["estimator"])
 
 
 def _ranked(candidates):
@@ -141,6 +147,8 @@ def command(model, estimator, candidate, seed, epochs):
         text += f" --seed {seed}"
     if epochs != EPOCHS:
         text += f" --epochs {epochs}"
+    if protocol_variant(model, estimator):
+        text += f" --variant {protocol_variant(model, estimator)}"
     return text + " --data MNIST_DIR"
 
 
@@ -349,14 +357,17 @@ def markdown(payload, found):
                 f"{s['seeds']} seeds, {', '.join(f'{v:.2f}' for v in s['values'])}; "
                 f"mean {s['mean']:.2f}, standard deviation {s['std']:.2f}."
             )
-    diagnoses = [u for u in payload["finished_units"] if u["variant"]]
+    diagnoses = [u for u in payload["finished_units"] if is_diagnosis(u)]
     if diagnoses:
         lines += [
             "",
             "## Diagnoses: one change to the protocol",
             "",
             "Units run with one change (`--variant`, see `VARIANTS` in "
-            "`benchmarks/paper_mnist.py`); they fill no cell.",
+            "`benchmarks/paper_mnist.py`); they fill no cell. Where the protocol "
+            "prescribes a variant (`PROTOCOL_VARIANTS`: MuProp in the SBNs normalizes its "
+            "learning signal alone), the units without it (variant: none, the first "
+            "protocol's) are diagnoses.",
             "",
             "| model | estimator | candidate | variant | best val loss | best epoch | "
             "test, m = 1000 | single sample | relaxed |",
@@ -365,7 +376,8 @@ def markdown(payload, found):
         for u in diagnoses:
             lines.append(
                 f"| {MODEL_LABELS[u['model']]} | {ESTIMATOR_LABELS[u['estimator']]} | "
-                f"{u['candidate'] or '-'} | {u['variant']} | {_number(u['best_val_loss'])} | "
+                f"{u['candidate'] or '-'} | {u['variant'] or 'none'} | "
+                f"{_number(u['best_val_loss'])} | "
                 f"{u['best_epoch']} | {_bound(u)} | {_number(u['test_single_sample_loss'])} | "
                 f"{_number(u['test_relaxed_loss'])} |"
             )
@@ -383,7 +395,7 @@ def markdown(payload, found):
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for u in payload["finished_units"]:
-        if u["variant"]:
+        if is_diagnosis(u):
             continue
         lines.append(
             f"| {MODEL_LABELS[u['model']]} | {ESTIMATOR_LABELS[u['estimator']]} | "

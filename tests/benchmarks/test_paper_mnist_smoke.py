@@ -241,9 +241,15 @@ def test_sbn_selection_units_skip_the_test_evaluation(tmp_path):
     import paper_mnist
     import paper_mnist_report as pmr
 
-    assert paper_mnist.is_selection_only("sbn-bernoulli", paper_mnist.SELECTION_EPOCHS)
-    assert not paper_mnist.is_selection_only("sbn-bernoulli", paper_mnist.EPOCHS)
-    assert not paper_mnist.is_selection_only("categorical-vae", paper_mnist.SELECTION_EPOCHS)
+    short, full = paper_mnist.SELECTION_EPOCHS, paper_mnist.EPOCHS
+    assert paper_mnist.is_selection_only("sbn-bernoulli", "darn", short)
+    assert not paper_mnist.is_selection_only("sbn-bernoulli", "darn", full)
+    assert not paper_mnist.is_selection_only("categorical-vae", "darn", short)
+    assert not paper_mnist.is_selection_only("sbn-bernoulli", "darn", short, "long")
+    # MuProp's SBN selection runs are the signal-normalized variant's; the plain form's are not.
+    variant = "signal-normalized"
+    assert paper_mnist.is_selection_only("sbn-bernoulli", "muprop", short, variant)
+    assert not paper_mnist.is_selection_only("sbn-bernoulli", "muprop", short)
     units_dir = tmp_path / "units"
     units_dir.mkdir()
     name = paper_mnist.unit_name("sbn-bernoulli", "darn", "lr0.001", 0, 10)
@@ -295,6 +301,43 @@ def test_sbn_selection_units_skip_the_test_evaluation(tmp_path):
         )
 
 
+def test_sbn_muprop_cells_are_the_signal_normalized_variant(tmp_path):
+    """The protocol's MuProp SBN units carry the variant; the plain form's are diagnoses."""
+    import paper_mnist
+    import paper_mnist_report as pmr
+
+    units_dir = tmp_path / "units"
+    units_dir.mkdir()
+    model, estimator, variant = "sbn-bernoulli", "muprop", "signal-normalized"
+    # The first protocol's units (no variant) rank and test best: they must not count.
+    for candidate in pmr.SBN_CANDIDATES:
+        _unit(units_dir, model, estimator, candidate, 50.0, [50.0], epochs=10)
+    _unit(units_dir, model, estimator, "lr0.01", 50.0, np.full(4, 50.0))
+    units = paper_mnist.load_units(units_dir)
+    todo = [t for t in pmr.plan(units) if t[:2] == (model, estimator)]
+    assert {t[2] for t in todo} == set(pmr.SBN_CANDIDATES) and {t[4] for t in todo} == {10}
+    assert pmr.command(*todo[0]).endswith(f"--epochs 10 --variant {variant} --data MNIST_DIR")
+    short = dict(zip(pmr.SBN_CANDIDATES, [90.0, 85.0, 80.0, 76.0, 74.0, 79.0], strict=True))
+    for candidate, val in short.items():
+        _unit(units_dir, model, estimator, candidate, val, [val], epochs=10, variant=variant)
+    for candidate, nll in (("lr0.1", 62.0), ("lr0.03", 60.0)):
+        name = _unit(units_dir, model, estimator, candidate, 75.0, np.full(4, nll), variant=variant)
+        path = units_dir / f"{name}.json"
+        chosen = {"best": {"epoch": 2, "val_negative_bound": nll}}
+        unit = {**json.loads(path.read_text()), "val_negative_bound": nll}
+        path.write_text(json.dumps({**unit, "checkpoint_val_negative_bounds": chosen}))
+    units = paper_mnist.load_units(units_dir)
+    assert not [t for t in pmr.plan(units) if t[:2] == (model, estimator)]
+    cell = pmr.cells(units)[model, estimator]["unit"]
+    assert (cell["candidate"], cell["variant"]) == ("lr0.03", variant)
+    pmr.report(units, units_dir, tmp_path / "paper_mnist")
+    text = (tmp_path / "paper_mnist.md").read_text()
+    assert "| 60.0 ± 0.00 (58.9, +1.1) |" in text
+    # The plain form's full-length unit is listed with the diagnoses, as variant none.
+    diagnoses = text.split("## Diagnoses")[1].split("## Every finished unit")[0]
+    assert "| SBN (Bern.) | MuProp | lr0.01 | none | 50.00 |" in diagnoses
+
+
 def test_every_planned_unit_has_a_valid_run_config():
     """The plan of an empty grid names only units whose command can run."""
     import paper_mnist
@@ -303,8 +346,13 @@ def test_every_planned_unit_has_a_valid_run_config():
     planned = pmr.plan({})
     assert {t[0] for t in planned} == set(paper_mnist.MODELS)
     for model, estimator, candidate, seed, epochs in planned:
-        config = paper_mnist.run_config(model, estimator, candidate, seed, epochs, "x")
+        variant = paper_mnist.protocol_variant(model, estimator)
+        config = paper_mnist.run_config(
+            model, estimator, candidate, seed, epochs, "x", variant=variant
+        )
         assert config.estimator == estimator and config.epochs == epochs
+        if (model, estimator) in (("sbn-bernoulli", "muprop"), ("sbn-categorical", "muprop")):
+            assert config.estimator_options == {"scale_expansion": False}
     # Slope-annealed ST in an SBN: the learning rate is the candidate's, the
     # slope schedule the fixed one.
     config = paper_mnist.run_config(
