@@ -4,7 +4,12 @@ Each estimator is one `keras-gumbel train semi-supervised` command and one
 unit: its result lands in benchmarks/results/<name>/<estimator>-seed<S>.json
 as soon as it finishes (commit it then: a unit with a result is never run
 again, so the rows can be finished over several sittings on fresh machines),
-and a killed run resumes from its run directory. The script then writes
+and a killed run resumes from its run directory. A row longer than one
+sitting is carried to the next machine through git: `--save-progress`
+copies each unfinished run's newest checkpoint into
+benchmarks/results/<name>/<estimator>-seed<S>.progress/ (commit it), from
+which the same command resumes on a fresh clone (`progress.py`); the copy
+is removed when the row lands. The script then writes
 benchmarks/results/<name>.json and .md with every command, the test
 accuracy, the unlabelled test bound (y marginalized, one z sample), the
 wall time and each estimator's speed-up over marginalization. All runs
@@ -19,6 +24,8 @@ every T / 20 steps, so tau reaches 0.5 at three quarters of training.
 Usage:
     python benchmarks/semisupervised_accuracy.py --data /usr/share/datasets/fashion-mnist \
         --name semisupervised_fashion_mnist --epochs 10
+    # beside a long run, from time to time, then commit the .progress directories:
+    python benchmarks/semisupervised_accuracy.py --data DIR --name NAME --save-progress
 """
 
 import argparse
@@ -27,10 +34,13 @@ import math
 import os
 import platform
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
 from common import train_once
+from progress import restore_progress
+from progress import save_progress
 
 RESULTS = Path(__file__).parent / "results"
 ESTIMATORS = ("marginalize", "gumbel_softmax", "st_gumbel_softmax")
@@ -90,10 +100,18 @@ def run_unit(units_dir, data, epochs, estimator, seed, run_dir, anneal):
                 "rows of one table share their budget (use another --name)"
             )
         return row
+    progress = progress_dir(units_dir, estimator, seed)
+    if restore_progress(progress, run_dir):
+        print(f"{estimator}: resuming from the progress carried in {progress}", flush=True)
     row = run_one(data, epochs, estimator, seed, run_dir, anneal)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(row, indent=2) + "\n")
+    shutil.rmtree(progress, ignore_errors=True)
     return row
+
+
+def progress_dir(units_dir, estimator, seed):
+    return Path(units_dir) / f"{estimator}-seed{seed}.progress"
 
 
 def speedups(rows):
@@ -149,9 +167,23 @@ def main(argv=None):
     parser.add_argument("--anneal", choices=("paper", "compressed"), default="paper")
     parser.add_argument("--runs-dir", default="runs/semisupervised")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where results go")
+    parser.add_argument(
+        "--save-progress",
+        action="store_true",
+        help="copy each unfinished run's newest checkpoint beside the results (to commit) "
+        "and exit; the same command without it resumes from there on a fresh clone",
+    )
     args = parser.parse_args(argv)
-    anneal = anneal_arguments(args.anneal, args.data, args.epochs)
     units_dir = args.results / args.name
+    if args.save_progress:
+        for estimator in args.estimators:
+            run_dir = Path(args.runs_dir) / args.name / f"{estimator}-seed{args.seed}"
+            progress = progress_dir(units_dir, estimator, args.seed)
+            epoch = save_progress(run_dir, progress)
+            saved = "nothing to carry" if epoch is None else f"epoch {epoch} saved in {progress}"
+            print(f"{estimator}: {saved}")
+        return
+    anneal = anneal_arguments(args.anneal, args.data, args.epochs)
     for estimator in args.estimators:
         run_unit(
             units_dir,
