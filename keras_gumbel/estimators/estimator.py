@@ -221,8 +221,9 @@ class Estimator:
     baseline). A model with several stochastic layers may also pass
     `mean_field`, the loss of its deterministic mean-field network as a
     function of the same value, which only MuProp (optionally) expands;
-    every other estimator ignores it. Only the surrogate's gradient matters: its value is added to
-    the minimized objective but not to the reported loss.
+    every other estimator ignores it. Only the surrogate's gradient
+    matters: its value is added to the minimized objective but not to the
+    reported loss.
 
     Two hooks serve models whose estimators learn: `build_baseline(
     input_shape, logits_shape, kind)`, called from the model's `build`,
