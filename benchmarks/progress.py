@@ -53,8 +53,12 @@ def save_progress(run_dir, progress_dir):
     return read_state(latest)["epoch"]
 
 
-def restore_progress(progress_dir, run_dir):
+def restore_progress(progress_dir, run_dir, data=None):
     """Copies carried progress into a run directory that has not started.
+
+    `data`: where this machine holds the run's data (`--data`), written into
+    the carried config, which a resumed run reads; the path of the machine
+    that saved it may not exist here. None keeps the saved one.
 
     Returns:
         Whether anything was restored: False when there is no carried
@@ -65,4 +69,7 @@ def restore_progress(progress_dir, run_dir):
     if not (progress_dir / "config.json").is_file() or (run_dir / "config.json").is_file():
         return False
     shutil.copytree(progress_dir, run_dir, dirs_exist_ok=True)
+    if data is not None:
+        config = json.loads((run_dir / "config.json").read_text())
+        (run_dir / "config.json").write_text(json.dumps({**config, "data": data}, indent=2))
     return True

@@ -101,7 +101,7 @@ def run_unit(units_dir, data, epochs, estimator, seed, run_dir, anneal):
             )
         return row
     progress = progress_dir(units_dir, estimator, seed)
-    if restore_progress(progress, run_dir):
+    if restore_progress(progress, run_dir, data):
         print(f"{estimator}: resuming from the progress carried in {progress}", flush=True)
     row = run_one(data, epochs, estimator, seed, run_dir, anneal)
     path.parent.mkdir(parents=True, exist_ok=True)

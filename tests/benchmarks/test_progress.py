@@ -70,7 +70,11 @@ def test_progress_is_restored_only_into_a_run_that_has_not_started(tmp_path):
     save_progress(tmp_path / "run", progress)
     assert restore_progress(progress, tmp_path / "fresh")
     assert _names(tmp_path / "fresh") == ["epoch-0007"]
-    assert (tmp_path / "fresh" / "config.json").is_file()
+    assert json.loads((tmp_path / "fresh" / "config.json").read_text())["restore_best"] is False
+    # The data as this machine names it replaces the saving machine's path.
+    assert restore_progress(progress, tmp_path / "moved", data="/here/mnist")
+    config = json.loads((tmp_path / "moved" / "config.json").read_text())
+    assert config == {"restore_best": False, "data": "/here/mnist"}
     # A run directory of its own is never overwritten by a copy.
     assert not restore_progress(progress, tmp_path / "run")
     assert not restore_progress(tmp_path / "missing", tmp_path / "other")
