@@ -43,23 +43,17 @@ def gradients(model, images, temperature, draws, seed=0):
     import tensorflow as tf
 
     from keras_gumbel import estimators
-    from keras_gumbel.models.semi_supervised_vae import categorical_kl_to_uniform
 
-    images = model._images(images)
+    images = tf.convert_to_tensor(images, tf.float32)
     logits = tf.constant(model(images))
-    features = model.z_trunk(images)
     seed_generator = keras.random.SeedGenerator(seed)
 
     def gradient(logits, sample):
         with tf.GradientTape() as tape:
             tape.watch(logits)
-            if sample is None:
-                expected = model._marginal_terms(images, features, logits)
-            else:
-                y = sample(logits)
-                expected = model._per_class_terms(images, features, y)
+            y = None if sample is None else sample(logits)
             # Each digit's bound depends on its own logits only.
-            total = tf.reduce_sum(expected + categorical_kl_to_uniform(logits))
+            total = tf.reduce_sum(model.unlabelled_bound(images, logits, y=y))
         return tape.gradient(total, logits)
 
     samplers = {"exact": None}

@@ -25,6 +25,7 @@ def save_progress(run_dir, progress_dir):
         The epoch saved, or None when there is nothing to carry: the run
         has no checkpoint yet, or it has finished (`metrics.json`).
     """
+    from keras_gumbel.training import load_config
     from keras_gumbel.training.checkpoints import best_checkpoint
     from keras_gumbel.training.checkpoints import latest_checkpoint
     from keras_gumbel.training.checkpoints import read_state
@@ -34,7 +35,7 @@ def save_progress(run_dir, progress_dir):
     if latest is None or (run_dir / "metrics.json").is_file():
         return None
     checkpoints = [latest]
-    if json.loads((run_dir / "config.json").read_text()).get("restore_best"):
+    if load_config(run_dir).restore_best:
         found = best_checkpoint(run_dir)
         if found is not None:
             checkpoints.append(found[0])

@@ -111,7 +111,13 @@ def run_unit(units_dir, data, epochs, estimator, seed, run_dir, anneal):
 
 
 def progress_dir(units_dir, estimator, seed):
+    """Where an unfinished row's checkpoint is carried through git."""
     return Path(units_dir) / f"{estimator}-seed{seed}.progress"
+
+
+def run_dir_of(runs_dir, name, estimator, seed):
+    """Where a row trains on this machine (not committed)."""
+    return Path(runs_dir) / name / f"{estimator}-seed{seed}"
 
 
 def speedups(rows):
@@ -177,7 +183,7 @@ def main(argv=None):
     units_dir = args.results / args.name
     if args.save_progress:
         for estimator in args.estimators:
-            run_dir = Path(args.runs_dir) / args.name / f"{estimator}-seed{args.seed}"
+            run_dir = run_dir_of(args.runs_dir, args.name, estimator, args.seed)
             progress = progress_dir(units_dir, estimator, args.seed)
             epoch = save_progress(run_dir, progress)
             saved = "nothing to carry" if epoch is None else f"epoch {epoch} saved in {progress}"
@@ -191,7 +197,7 @@ def main(argv=None):
             args.epochs,
             estimator,
             args.seed,
-            Path(args.runs_dir) / args.name / f"{estimator}-seed{args.seed}",
+            run_dir_of(args.runs_dir, args.name, estimator, args.seed),
             anneal,
         )
     # The table holds every row that has landed, whichever invocation ran it.

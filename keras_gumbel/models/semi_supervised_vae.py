@@ -252,22 +252,38 @@ class SemiSupervisedVAE(OneStepFit, CompiledUpdate, keras.Model):
         terms = self._per_class_terms(images, self.z_trunk(images), y)
         return terms + math.log(self.num_classes)
 
-    def unlabelled_bound(self, x, class_logits=None, training=False):
+    def unlabelled_bound(self, x, class_logits=None, training=False, y=None):
         """Negative bound `U(x)` on `-log p(x)` per example (nats).
 
         Marginalizes `y` exactly unless `training` and a sampling
         `y_estimator`, which draws one (relaxed or straight-through) `y`.
+
+        Args:
+            y: One given draw of the class per example, `[batch, num_classes]`
+                (one-hot or relaxed), used in place of both; its gradient
+                reaches `class_logits` only if it was drawn from them. For
+                comparing estimators of the classifier's gradient.
         """
         images = self._images(x)
         if class_logits is None:
             class_logits = self(images)
         features = self.z_trunk(images)
-        if training and self.sampler is not None:
+        if y is None and training and self.sampler is not None:
             y = self.sampler(class_logits, training=True)
-            expected = self._per_class_terms(images, features, y)
-        else:
+        if y is None:
             expected = self._marginal_terms(images, features, class_logits)
+        else:
+            expected = self._per_class_terms(images, features, self._classes(y))
         return expected + categorical_kl_to_uniform(class_logits)
+
+    def _classes(self, y):
+        y = tf.convert_to_tensor(y, tf.float32)
+        if y.shape.rank != 2 or y.shape[-1] not in (None, self.num_classes):
+            raise ValueError(
+                f"`y` must be a draw of the class per example, [batch, {self.num_classes}], "
+                f"received shape {tuple(y.shape)}"
+            )
+        return y
 
     def _marginal_terms(self, images, features, class_logits):
         """`sum_y q(y|x) terms(x, y)`: every example paired with every class."""

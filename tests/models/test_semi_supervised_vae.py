@@ -58,6 +58,28 @@ def test_marginal_bound_sums_the_labelled_bound_over_classes(zero_z_noise):
     np.testing.assert_allclose(model.unlabelled_bound(x).numpy(), expected, rtol=1e-5)
 
 
+def test_a_given_class_draw_replaces_the_sum_over_classes(zero_z_noise):
+    model = _model("gumbel_softmax")
+    x = _bits(5)
+    logits = model(x)
+    kl = semi_supervised_vae.categorical_kl_to_uniform(logits).numpy()
+    for c in range(model.num_classes):
+        # L(x, y) includes -log p(y) = log K, which U(x) counts in its KL term instead.
+        expected = model.labelled_bound(x, np.full(5, c)).numpy() - math.log(3) + kl
+        y = tf.one_hot(np.full(5, c), 3)
+        got = model.unlabelled_bound(x, logits, training=True, y=y).numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-5)
+    # A draw that does not come from the logits passes no gradient to them but the KL's.
+    logits = tf.constant(logits)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(logits)
+        bound = tf.reduce_sum(model.unlabelled_bound(x, logits, y=tf.one_hot([0] * 5, 3)))
+        kl_only = tf.reduce_sum(semi_supervised_vae.categorical_kl_to_uniform(logits))
+    np.testing.assert_allclose(tape.gradient(bound, logits), tape.gradient(kl_only, logits))
+    with pytest.raises(ValueError, match=r"`y` must be .*\[batch, 3\].*\(5, 4\)"):
+        model.unlabelled_bound(x, y=tf.zeros((5, 4)))
+
+
 def test_the_closed_form_kls():
     logits = np.array([[2.0, 0.0, -1.0], [0.3, 0.2, -4.0]], "float32")
     kl = semi_supervised_vae.categorical_kl_to_uniform(tf.constant(logits)).numpy()
