@@ -259,10 +259,11 @@ class SemiSupervisedVAE(OneStepFit, CompiledUpdate, keras.Model):
         `y_estimator`, which draws one (relaxed or straight-through) `y`.
 
         Args:
-            y: One given draw of the class per example, `[batch, num_classes]`
-                (one-hot or relaxed), used in place of both; its gradient
-                reaches `class_logits` only if it was drawn from them. For
-                comparing estimators of the classifier's gradient.
+            y: A given draw of the class per example, `[batch, num_classes]`
+                (one-hot or relaxed), used instead of the sum over classes and
+                of the model's own draw. Its gradient reaches `class_logits`
+                only if it was drawn from them: for comparing estimators of
+                the classifier's gradient.
         """
         images = self._images(x)
         if class_logits is None:
