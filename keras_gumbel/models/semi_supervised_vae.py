@@ -269,12 +269,14 @@ class SemiSupervisedVAE(OneStepFit, CompiledUpdate, keras.Model):
         if class_logits is None:
             class_logits = self(images)
         features = self.z_trunk(images)
-        if y is None and training and self.sampler is not None:
+        if y is not None:
+            y = self._classes(y)
+        elif training and self.sampler is not None:
             y = self.sampler(class_logits, training=True)
         if y is None:
             expected = self._marginal_terms(images, features, class_logits)
         else:
-            expected = self._per_class_terms(images, features, self._classes(y))
+            expected = self._per_class_terms(images, features, y)
         return expected + categorical_kl_to_uniform(class_logits)
 
     def _classes(self, y):
