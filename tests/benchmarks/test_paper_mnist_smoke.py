@@ -299,6 +299,14 @@ def test_sbn_selection_units_skip_the_test_evaluation(tmp_path):
         paper_mnist.run_config(
             "sbn-bernoulli", "darn", "lr0.01", 0, 100, "x", variant="signal-normalized"
         )
+    floor = paper_mnist.run_config(
+        "bernoulli-vae", "gumbel_softmax", "r0.0001-n500", 0, 100, "x", variant="low-floor"
+    )
+    assert floor.tau_min == 0.1 and floor.anneal_rate == 1e-4
+    with pytest.raises(ValueError, match="Gumbel family in the VAEs only"):
+        paper_mnist.run_config(
+            "sbn-categorical", "gumbel_softmax", "lr0.03", 0, 100, "x", variant="low-floor"
+        )
 
 
 def test_sbn_muprop_cells_are_the_signal_normalized_variant(tmp_path):
