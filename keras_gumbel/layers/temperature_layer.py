@@ -30,6 +30,18 @@ class TemperatureFloor(keras.constraints.Constraint):
 
     Applied by the optimizer after every update, so the temperature that the
     next forward pass reads is always strictly positive.
+
+    Args:
+        min_value: Float > 0. The smallest temperature allowed.
+
+    Example:
+
+    >>> import keras
+    >>> import numpy as np
+    >>> from keras_gumbel.layers import TemperatureFloor
+    >>> floor = TemperatureFloor(0.25)
+    >>> np.asarray(floor(keras.ops.array([0.01, 0.5]))).tolist()
+    [0.25, 0.5]
     """
 
     def __init__(self, min_value):
@@ -70,6 +82,32 @@ class TemperatureLayer(keras.layers.Layer):
         min_temperature: Float > 0. Lower bound of a learned temperature.
         seed: Optional integer seed of the layer's `SeedGenerator`.
         **kwargs: Base layer keyword arguments, e.g. `name` and `dtype`.
+
+    Example:
+
+    A relaxed one-hot layer written on the base class: it gets the
+    temperature variable, the training/inference switch, masking and
+    `get_config`, and `TemperatureScheduler` anneals it.
+
+    >>> import keras
+    >>> import numpy as np
+    >>> from keras_gumbel import ops as gumbel_ops
+    >>> from keras_gumbel.layers import TemperatureLayer
+    >>> class Relaxed(TemperatureLayer):
+    ...     def sample(self, logits, temperature, mask):
+    ...         return gumbel_ops.gumbel_softmax(
+    ...             logits, temperature, mask=mask, seed=self.seed_generator)
+    ...     def deterministic(self, logits, temperature, mask):
+    ...         return gumbel_ops.tempered_softmax(logits, temperature, mask=mask)
+    >>> layer = Relaxed(temperature=2.0, seed=0)
+    >>> logits = keras.ops.array([[0.0, 2.0]])
+    >>> np.asarray(layer(logits), dtype="float64").round(4).tolist()
+    [[0.2689, 0.7311]]
+    >>> _ = layer.temperature_variable.assign(1.0)
+    >>> np.asarray(layer(logits), dtype="float64").round(4).tolist()
+    [[0.1192, 0.8808]]
+    >>> round(float(np.asarray(layer(logits, training=True)).sum()), 4)
+    1.0
     """
 
     def __init__(
