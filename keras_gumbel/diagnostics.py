@@ -235,11 +235,14 @@ def gradient_bias_variance(
 
     Example:
 
+    >>> import numpy as np
+    >>> import tensorflow as tf
+    >>> from keras_gumbel.diagnostics import gradient_bias_variance
     >>> result = gradient_bias_variance(
     ...     "gumbel_softmax", np.zeros((2, 3)), lambda z: tf.reduce_sum(z[:, :, 0] ** 2, -1),
     ...     temperatures=[0.5, 1.0], num_samples=2000)
-    >>> result.bias_norm.shape
-    (2,)
+    >>> result.exact.shape, result.mean.shape, result.bias_norm.shape
+    ((2, 3), (2, 2, 3), (2,))
     """
     tf = _tf()
     logits = _check_logits(logits, kind)
