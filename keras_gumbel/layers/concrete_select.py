@@ -85,7 +85,7 @@ class ConcreteSelect(TemperatureLayer):
     >>> import numpy as np
     >>> from keras_gumbel.layers import ConcreteSelect
     >>> layer = ConcreteSelect(num_selected=3, seed=0)
-    >>> y = np.asarray(layer(keras.ops.ones((4, 20)), training=True))
+    >>> y = keras.ops.convert_to_numpy(layer(keras.ops.ones((4, 20)), training=True))
     >>> y.shape, bool(np.allclose(y, 1.0, atol=1e-5))
     ((4, 3), True)
 
@@ -93,7 +93,7 @@ class ConcreteSelect(TemperatureLayer):
 
     >>> x = np.arange(40, dtype="float32").reshape(2, 20)
     >>> selected = layer.selected_indices()
-    >>> selected.shape, bool(np.array_equal(np.asarray(layer(x)), x[:, selected]))
+    >>> selected.shape, bool(np.array_equal(keras.ops.convert_to_numpy(layer(x)), x[:, selected]))
     ((3,), True)
 
     Reference:
@@ -224,7 +224,7 @@ class ConcreteSelect(TemperatureLayer):
         >>> out = layer.discrete_codes(keras.ops.ones((3, 5)))
         >>> tuple(out["codes"].shape), tuple(out["probs"].shape)
         ((3, 2), (3, 2, 5))
-        >>> codes = np.asarray(out["codes"])
+        >>> codes = keras.ops.convert_to_numpy(out["codes"])
         >>> bool(np.all(codes == layer.selected_indices()))
         True
         """

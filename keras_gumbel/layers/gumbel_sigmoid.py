@@ -59,7 +59,7 @@ class GumbelSigmoid(TemperatureLayer):
     >>> import numpy as np
     >>> from keras_gumbel.layers import GumbelSigmoid
     >>> layer = GumbelSigmoid(hard=True, seed=0)
-    >>> bits = np.asarray(layer(keras.ops.zeros((2, 200)), training=True))
+    >>> bits = keras.ops.convert_to_numpy(layer(keras.ops.zeros((2, 200)), training=True))
     >>> bits.shape, np.unique(bits).tolist(), bool(abs(bits.mean() - 0.5) < 0.1)
     ((2, 200), [0.0, 1.0], True)
 
@@ -67,10 +67,10 @@ class GumbelSigmoid(TemperatureLayer):
     `sigmoid(logits / tau)` for a soft layer:
 
     >>> logits = keras.ops.array([[-1.0, 0.5, 2.0]])
-    >>> np.asarray(layer(logits)).tolist()
+    >>> keras.ops.convert_to_numpy(layer(logits)).tolist()
     [[0.0, 1.0, 1.0]]
     >>> soft = GumbelSigmoid(temperature=0.5)
-    >>> np.asarray(soft(logits), dtype="float64").round(4).tolist()
+    >>> keras.ops.convert_to_numpy(soft(logits)).astype("float64").round(4).tolist()
     [[0.1192, 0.7311, 0.982]]
 
     Reference:
@@ -110,15 +110,14 @@ class GumbelSigmoid(TemperatureLayer):
         Example:
 
         >>> import keras
-        >>> import numpy as np
         >>> from keras_gumbel.layers import GumbelSigmoid
         >>> layer = GumbelSigmoid(hard=True)
         >>> out = layer.discrete_codes(keras.ops.array([[-1.0, 0.5]]))
-        >>> np.asarray(out["codes"]).tolist()
+        >>> keras.ops.convert_to_numpy(out["codes"]).tolist()
         [[0, 1]]
-        >>> np.asarray(out["one_hot"]).tolist()
+        >>> keras.ops.convert_to_numpy(out["one_hot"]).tolist()
         [[[1.0, 0.0], [0.0, 1.0]]]
-        >>> np.asarray(out["probs"], dtype="float64").round(4).tolist()
+        >>> keras.ops.convert_to_numpy(out["probs"]).astype("float64").round(4).tolist()
         [[[0.7311, 0.2689], [0.3775, 0.6225]]]
         """
         check_float_tensor("inputs", inputs)

@@ -71,7 +71,7 @@ class GumbelSoftmax(TemperatureLayer):
     >>> import numpy as np
     >>> from keras_gumbel.layers import GumbelSoftmax
     >>> layer = GumbelSoftmax(temperature=0.5, hard=True, seed=0)
-    >>> codes = np.asarray(layer(keras.ops.zeros((2, 20, 10)), training=True))
+    >>> codes = keras.ops.convert_to_numpy(layer(keras.ops.zeros((2, 20, 10)), training=True))
     >>> codes.shape, np.unique(codes).tolist(), np.unique(codes.sum(axis=-1)).tolist()
     ((2, 20, 10), [0.0, 1.0], [1.0])
 
@@ -79,10 +79,10 @@ class GumbelSoftmax(TemperatureLayer):
     `softmax(logits / tau)` for a soft layer:
 
     >>> logits = keras.ops.array([[0.0, 2.0, 1.0]])
-    >>> np.asarray(layer(logits)).tolist()
+    >>> keras.ops.convert_to_numpy(layer(logits)).tolist()
     [[0.0, 1.0, 0.0]]
     >>> soft = GumbelSoftmax(temperature=2.0)
-    >>> np.asarray(soft(logits), dtype="float64").round(4).tolist()
+    >>> keras.ops.convert_to_numpy(soft(logits)).astype("float64").round(4).tolist()
     [[0.1863, 0.5065, 0.3072]]
 
     Reference:
@@ -169,13 +169,13 @@ class GumbelSoftmax(TemperatureLayer):
         Example:
 
         >>> import keras
-        >>> import numpy as np
         >>> from keras_gumbel.layers import GumbelSoftmax
         >>> layer = GumbelSoftmax(hard=True)
         >>> out = layer.discrete_codes(keras.ops.array([[0.0, 2.0, 1.0]]))
-        >>> np.asarray(out["codes"]).tolist(), np.asarray(out["one_hot"]).tolist()
+        >>> out = {key: keras.ops.convert_to_numpy(value) for key, value in out.items()}
+        >>> out["codes"].tolist(), out["one_hot"].tolist()
         ([1], [[0.0, 1.0, 0.0]])
-        >>> np.asarray(out["probs"], dtype="float64").round(4).tolist()
+        >>> out["probs"].astype("float64").round(4).tolist()
         [[0.09, 0.6652, 0.2447]]
         """
         check_float_tensor("inputs", inputs)

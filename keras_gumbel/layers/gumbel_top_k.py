@@ -80,7 +80,7 @@ class GumbelTopK(TemperatureLayer):
     >>> import numpy as np
     >>> from keras_gumbel.layers import GumbelTopK
     >>> layer = GumbelTopK(k=3, temperature=0.5, hard=True, seed=0)
-    >>> y = np.asarray(layer(keras.ops.zeros((2, 10)), training=True))
+    >>> y = keras.ops.convert_to_numpy(layer(keras.ops.zeros((2, 10)), training=True))
     >>> np.unique(y).tolist(), y.sum(axis=-1).tolist()
     ([0.0, 1.0], [3.0, 3.0])
 
@@ -88,7 +88,7 @@ class GumbelTopK(TemperatureLayer):
     logits, without random numbers:
 
     >>> logits = keras.ops.array([[0.1, 2.0, 1.0, 3.0]])
-    >>> np.asarray(GumbelTopK(k=2, hard=True)(logits)).tolist()
+    >>> keras.ops.convert_to_numpy(GumbelTopK(k=2, hard=True)(logits)).tolist()
     [[0.0, 1.0, 0.0, 1.0]]
 
     Reference:
@@ -191,11 +191,11 @@ class GumbelTopK(TemperatureLayer):
         Example:
 
         >>> import keras
-        >>> import numpy as np
         >>> from keras_gumbel.layers import GumbelTopK
         >>> layer = GumbelTopK(k=2)
         >>> out = layer.discrete_codes(keras.ops.array([[0.0, 2.0, 1.0]]))
-        >>> np.asarray(out["codes"]).tolist(), np.asarray(out["one_hot"]).tolist()
+        >>> out = {key: keras.ops.convert_to_numpy(value) for key, value in out.items()}
+        >>> out["codes"].tolist(), out["one_hot"].tolist()
         ([[1, 2]], [[0.0, 1.0, 1.0]])
         """
         check_float_tensor("inputs", inputs)

@@ -122,9 +122,9 @@ class GumbelVectorQuantizer(TemperatureLayer):
     logit, so the output is the codebook looked up at the codes:
 
     >>> table = keras.ops.convert_to_numpy(quantizer.codevectors).reshape(2, 8, 8)
-    >>> c = np.asarray(codes["codes"])
+    >>> c = keras.ops.convert_to_numpy(codes["codes"])
     >>> expected = np.concatenate([table[0][c[..., 0]], table[1][c[..., 1]]], axis=-1)
-    >>> bool(np.allclose(np.asarray(quantizer(features)), expected))
+    >>> bool(np.allclose(keras.ops.convert_to_numpy(quantizer(features)), expected))
     True
 
     Reference:

@@ -37,10 +37,9 @@ class TemperatureFloor(keras.constraints.Constraint):
     Example:
 
     >>> import keras
-    >>> import numpy as np
     >>> from keras_gumbel.layers import TemperatureFloor
     >>> floor = TemperatureFloor(0.25)
-    >>> np.asarray(floor(keras.ops.array([0.01, 0.5]))).tolist()
+    >>> keras.ops.convert_to_numpy(floor(keras.ops.array([0.01, 0.5]))).tolist()
     [0.25, 0.5]
     """
 
@@ -90,7 +89,6 @@ class TemperatureLayer(keras.layers.Layer):
     `get_config`, and `TemperatureScheduler` anneals it.
 
     >>> import keras
-    >>> import numpy as np
     >>> from keras_gumbel import ops as gumbel_ops
     >>> from keras_gumbel.layers import TemperatureLayer
     >>> class Relaxed(TemperatureLayer):
@@ -101,12 +99,12 @@ class TemperatureLayer(keras.layers.Layer):
     ...         return gumbel_ops.tempered_softmax(logits, temperature, mask=mask)
     >>> layer = Relaxed(temperature=2.0, seed=0)
     >>> logits = keras.ops.array([[0.0, 2.0]])
-    >>> np.asarray(layer(logits), dtype="float64").round(4).tolist()
+    >>> keras.ops.convert_to_numpy(layer(logits)).astype("float64").round(4).tolist()
     [[0.2689, 0.7311]]
     >>> _ = layer.temperature_variable.assign(1.0)
-    >>> np.asarray(layer(logits), dtype="float64").round(4).tolist()
+    >>> keras.ops.convert_to_numpy(layer(logits)).astype("float64").round(4).tolist()
     [[0.1192, 0.8808]]
-    >>> round(float(np.asarray(layer(logits, training=True)).sum()), 4)
+    >>> round(float(keras.ops.convert_to_numpy(layer(logits, training=True)).sum()), 4)
     1.0
     """
 

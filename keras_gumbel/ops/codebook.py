@@ -145,14 +145,13 @@ def select_codevectors(weights, codevectors):
     of group 0 and code 0 of group 1; relaxed weights mix them.
 
     >>> import keras
-    >>> import numpy as np
     >>> from keras_gumbel.ops import select_codevectors
     >>> codevectors = keras.ops.array([[1.0], [2.0], [3.0], [4.0]])
     >>> one_hot = keras.ops.array([[[0.0, 1.0], [1.0, 0.0]]])
-    >>> np.asarray(select_codevectors(one_hot, codevectors)).tolist()
+    >>> keras.ops.convert_to_numpy(select_codevectors(one_hot, codevectors)).tolist()
     [[2.0, 3.0]]
     >>> relaxed = keras.ops.array([[[0.5, 0.5], [0.25, 0.75]]])
-    >>> np.asarray(select_codevectors(relaxed, codevectors)).tolist()
+    >>> keras.ops.convert_to_numpy(select_codevectors(relaxed, codevectors)).tolist()
     [[1.5, 3.75]]
     """
     check_float_tensor("weights", weights)

@@ -121,9 +121,9 @@ def uniform_noise(shape, seed=None):
 
     Example:
 
-    >>> import numpy as np
+    >>> import keras
     >>> from keras_gumbel.ops import uniform_noise
-    >>> u = np.asarray(uniform_noise((1000,), seed=0))
+    >>> u = keras.ops.convert_to_numpy(uniform_noise((1000,), seed=0))
     >>> u.shape, u.dtype
     ((1000,), dtype('float32'))
     >>> bool(u.min() > 0.0), bool(u.max() < 1.0)
@@ -181,9 +181,10 @@ def gumbel_noise(shape, dtype="float32", seed=None):
 
     Example:
 
+    >>> import keras
     >>> import numpy as np
     >>> from keras_gumbel.ops import gumbel_noise
-    >>> g = np.asarray(gumbel_noise((2, 3), dtype="float16", seed=0))
+    >>> g = keras.ops.convert_to_numpy(gumbel_noise((2, 3), dtype="float16", seed=0))
     >>> g.shape, g.dtype
     ((2, 3), dtype('float16'))
     >>> bool(np.all(np.isfinite(g)))
@@ -212,9 +213,10 @@ def logistic_noise(shape, dtype="float32", seed=None):
     The logistic distribution has mean 0 and variance `pi^2 / 3 = 3.29`;
     20,000 draws estimate both to within 0.1 (over 3 standard errors):
 
+    >>> import keras
     >>> import numpy as np
     >>> from keras_gumbel.ops import logistic_noise
-    >>> noise = np.asarray(logistic_noise((20000,), seed=0))
+    >>> noise = keras.ops.convert_to_numpy(logistic_noise((20000,), seed=0))
     >>> bool(abs(noise.mean()) < 0.1), bool(abs(noise.var() - np.pi**2 / 3) < 0.1)
     (True, True)
     """
@@ -238,11 +240,10 @@ def straight_through(soft, hard):
     Example:
 
     >>> import keras
-    >>> import numpy as np
     >>> from keras_gumbel.ops import straight_through
     >>> soft = keras.ops.array([[0.2, 0.7, 0.1]])
     >>> hard = keras.ops.array([[0.0, 1.0, 0.0]])
-    >>> np.asarray(straight_through(soft, hard)).tolist()
+    >>> keras.ops.convert_to_numpy(straight_through(soft, hard)).tolist()
     [[0.0, 1.0, 0.0]]
     """
     return soft + ops.stop_gradient(hard - soft)
@@ -265,13 +266,12 @@ def one_hot_argmax(logits, axis=-1, mask=None):
     Example:
 
     >>> import keras
-    >>> import numpy as np
     >>> from keras_gumbel.ops import one_hot_argmax
     >>> logits = keras.ops.array([[0.0, 2.0, 1.0]])
-    >>> np.asarray(one_hot_argmax(logits)).tolist()
+    >>> keras.ops.convert_to_numpy(one_hot_argmax(logits)).tolist()
     [[0.0, 1.0, 0.0]]
     >>> mask = keras.ops.array([[True, False, True]])
-    >>> np.asarray(one_hot_argmax(logits, mask=mask)).tolist()
+    >>> keras.ops.convert_to_numpy(one_hot_argmax(logits, mask=mask)).tolist()
     [[0.0, 0.0, 1.0]]
     """
     check_float_tensor("logits", logits)
@@ -324,10 +324,11 @@ def gumbel_softmax(logits, temperature=1.0, axis=-1, hard=False, mask=None, seed
     >>> import keras
     >>> import numpy as np
     >>> from keras_gumbel.ops import gumbel_softmax
-    >>> y = np.asarray(gumbel_softmax(keras.ops.zeros((4, 10)), temperature=0.5, seed=1))
+    >>> logits = keras.ops.zeros((4, 10))
+    >>> y = keras.ops.convert_to_numpy(gumbel_softmax(logits, temperature=0.5, seed=1))
     >>> y.shape, y.sum(axis=-1, dtype="float64").round(4).tolist()
     ((4, 10), [1.0, 1.0, 1.0, 1.0])
-    >>> hard = np.asarray(gumbel_softmax(keras.ops.zeros((4, 10)), hard=True, seed=1))
+    >>> hard = keras.ops.convert_to_numpy(gumbel_softmax(logits, hard=True, seed=1))
     >>> np.sort(hard, axis=-1)[:, -2:].tolist()
     [[0.0, 1.0], [0.0, 1.0], [0.0, 1.0], [0.0, 1.0]]
 
@@ -366,11 +367,10 @@ def tempered_softmax(logits, temperature=1.0, axis=-1, mask=None):
     Example:
 
     >>> import keras
-    >>> import numpy as np
     >>> from keras_gumbel.ops import tempered_softmax
     >>> logits = keras.ops.array([[0.0, 1.0, 2.0]])
     >>> y = tempered_softmax(logits, temperature=0.5)
-    >>> np.asarray(y, dtype="float64").round(4).tolist()
+    >>> keras.ops.convert_to_numpy(y).astype("float64").round(4).tolist()
     [[0.0159, 0.1173, 0.8668]]
     """
     check_float_tensor("logits", logits)
@@ -417,10 +417,11 @@ def gumbel_sigmoid(logits, temperature=1.0, hard=False, mask=None, seed=None):
     >>> import keras
     >>> import numpy as np
     >>> from keras_gumbel.ops import gumbel_sigmoid
-    >>> y = np.asarray(gumbel_sigmoid(keras.ops.zeros((4000,)), temperature=0.5, seed=0))
+    >>> logits = keras.ops.zeros((4000,))
+    >>> y = keras.ops.convert_to_numpy(gumbel_sigmoid(logits, temperature=0.5, seed=0))
     >>> bool(y.min() >= 0.0), bool(y.max() <= 1.0), bool(0.4 < y.mean() < 0.6)
     (True, True, True)
-    >>> bits = np.asarray(gumbel_sigmoid(keras.ops.zeros((4000,)), hard=True, seed=0))
+    >>> bits = keras.ops.convert_to_numpy(gumbel_sigmoid(logits, hard=True, seed=0))
     >>> np.unique(bits).tolist(), bool(abs(bits.mean() - 0.5) < 0.05)
     ([0.0, 1.0], True)
     """
@@ -449,11 +450,10 @@ def tempered_sigmoid(logits, temperature=1.0, mask=None):
     Example:
 
     >>> import keras
-    >>> import numpy as np
     >>> from keras_gumbel.ops import tempered_sigmoid
     >>> logits = keras.ops.array([-2.0, 0.0, 2.0])
     >>> y = tempered_sigmoid(logits, temperature=2.0)
-    >>> np.asarray(y, dtype="float64").round(4).tolist()
+    >>> keras.ops.convert_to_numpy(y).astype("float64").round(4).tolist()
     [0.2689, 0.5, 0.7311]
     """
     check_float_tensor("logits", logits)
@@ -478,9 +478,8 @@ def threshold(logits, mask=None):
     Example:
 
     >>> import keras
-    >>> import numpy as np
     >>> from keras_gumbel.ops import threshold
-    >>> np.asarray(threshold(keras.ops.array([-1.0, 0.0, 2.0]))).tolist()
+    >>> keras.ops.convert_to_numpy(threshold(keras.ops.array([-1.0, 0.0, 2.0]))).tolist()
     [0.0, 0.0, 1.0]
     """
     check_float_tensor("logits", logits)
@@ -518,11 +517,10 @@ def relaxed_one_hot_log_prob(sample, logits, temperature, axis=-1):
     the simplex, and about 2.014 at `(0.2, 0.3, 0.5)`:
 
     >>> import keras
-    >>> import numpy as np
     >>> from keras_gumbel.ops import relaxed_one_hot_log_prob
     >>> sample = keras.ops.array([[1 / 3, 1 / 3, 1 / 3], [0.2, 0.3, 0.5]])
     >>> log_p = relaxed_one_hot_log_prob(sample, keras.ops.zeros((3,)), temperature=1.0)
-    >>> np.asarray(log_p, dtype="float64").round(4).tolist()
+    >>> keras.ops.convert_to_numpy(log_p).astype("float64").round(4).tolist()
     [0.6931, 0.7001]
     """
     check_float_tensor("sample", sample)
@@ -568,7 +566,7 @@ def relaxed_bernoulli_log_prob(sample, logits, temperature):
     >>> from keras_gumbel.ops import relaxed_bernoulli_log_prob
     >>> sample = keras.ops.array([0.1, 0.5, 0.9])
     >>> log_p = relaxed_bernoulli_log_prob(sample, keras.ops.zeros((3,)), temperature=1.0)
-    >>> bool(np.allclose(np.asarray(log_p), 0.0, atol=1e-5))
+    >>> bool(np.allclose(keras.ops.convert_to_numpy(log_p), 0.0, atol=1e-5))
     True
     """
     check_float_tensor("sample", sample)

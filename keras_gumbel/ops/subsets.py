@@ -167,7 +167,7 @@ def gumbel_top_k(logits, k, axis=-1, mask=None, seed=None):
     >>> import numpy as np
     >>> from keras_gumbel.ops import gumbel_top_k
     >>> indices, k_hot = gumbel_top_k(keras.ops.zeros((2, 10)), 3, seed=0)
-    >>> indices, k_hot = np.asarray(indices), np.asarray(k_hot)
+    >>> indices, k_hot = keras.ops.convert_to_numpy(indices), keras.ops.convert_to_numpy(k_hot)
     >>> indices.shape, k_hot.shape, k_hot.sum(axis=-1).tolist()
     ((2, 3), (2, 10), [3.0, 3.0])
 
@@ -182,7 +182,7 @@ def gumbel_top_k(logits, k, axis=-1, mask=None, seed=None):
 
     >>> mask = np.arange(10) >= 5
     >>> indices, _ = gumbel_top_k(keras.ops.zeros((2, 10)), 3, mask=mask, seed=0)
-    >>> bool(np.all(np.asarray(indices) >= 5))
+    >>> bool(np.all(keras.ops.convert_to_numpy(indices) >= 5))
     True
 
     Reference:
@@ -215,10 +215,9 @@ def k_hot_top_k(logits, k, axis=-1, mask=None):
     Example:
 
     >>> import keras
-    >>> import numpy as np
     >>> from keras_gumbel.ops import k_hot_top_k
     >>> indices, k_hot = k_hot_top_k(keras.ops.array([[0.1, 2.0, 1.0, 3.0]]), 2)
-    >>> np.asarray(indices).tolist(), np.asarray(k_hot).tolist()
+    >>> keras.ops.convert_to_numpy(indices).tolist(), keras.ops.convert_to_numpy(k_hot).tolist()
     ([[3, 1]], [[0.0, 1.0, 0.0, 1.0]])
     """
     x, candidates, num_classes = _scores(logits, k, mask, "k_hot_top_k", axis)
@@ -303,13 +302,12 @@ def relaxed_top_k(logits, k, temperature, hard=False, axis=-1, mask=None, seed=N
     Every sample sums to k; the hard sample is the exact k-hot vector:
 
     >>> import keras
-    >>> import numpy as np
     >>> from keras_gumbel.ops import relaxed_top_k
     >>> y = relaxed_top_k(keras.ops.zeros((4, 10)), 3, temperature=0.5, seed=1)
-    >>> np.asarray(y).sum(axis=-1, dtype="float64").round(4).tolist()
+    >>> keras.ops.convert_to_numpy(y).sum(axis=-1, dtype="float64").round(4).tolist()
     [3.0, 3.0, 3.0, 3.0]
     >>> hard = relaxed_top_k(keras.ops.zeros((4, 10)), 3, 0.5, hard=True, seed=1)
-    >>> [sorted(set(row)) for row in np.asarray(hard).tolist()]
+    >>> [sorted(set(row)) for row in keras.ops.convert_to_numpy(hard).tolist()]
     [[0.0, 1.0], [0.0, 1.0], [0.0, 1.0], [0.0, 1.0]]
 
     Reference:
