@@ -211,13 +211,14 @@ def logistic_noise(shape, dtype="float32", seed=None):
     Example:
 
     The logistic distribution has mean 0 and variance `pi^2 / 3 = 3.29`;
-    20,000 draws estimate both to within 0.1 (over 3 standard errors):
+    20,000 draws estimate the mean to within 0.1 and the variance to within
+    0.15 (7.8 and 3.6 standard errors of the estimates):
 
     >>> import keras
     >>> import numpy as np
     >>> from keras_gumbel.ops import logistic_noise
     >>> noise = keras.ops.convert_to_numpy(logistic_noise((20000,), seed=0))
-    >>> bool(abs(noise.mean()) < 0.1), bool(abs(noise.var() - np.pi**2 / 3) < 0.1)
+    >>> bool(abs(noise.mean()) < 0.1), bool(abs(noise.var() - np.pi**2 / 3) < 0.15)
     (True, True)
     """
     u = uniform_noise(shape, seed=seed)
