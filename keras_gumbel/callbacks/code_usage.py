@@ -406,8 +406,7 @@ class CodeUsage(keras.callbacks.Callback):
     def _read(self):
         # On JAX, `self.model` first writes the jitted train state back into
         # the variables, so the counts are current and the reset sticks.
-        model = self.model
-        del model
+        self.model  # noqa: B018
         dead_window = self.dead_code_window or self.window
         keep = max(self.window, dead_window)
         latest = {}
