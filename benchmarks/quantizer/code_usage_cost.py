@@ -12,8 +12,9 @@ weights and data:
   which adds the code counting to the compiled train step and reads the
   counts to Python every `update_freq` steps.
 
-A step's time is the wall time between two consecutive batch ends (the
-step plus its callbacks, the reads included). The sides run in
+A step's time is the wall time, and the process's CPU time (all threads),
+between two consecutive batch ends (the step plus its callbacks, the reads
+included). The sides run in
 interleaved rounds (each side one `fit` per round, in alternating order);
 the first `skip` steps of every `fit` (tracing, warm-up) are left out.
 Reported: the median and mean step time of each side over all rounds, and
@@ -53,7 +54,7 @@ class Settings:
     num_groups: int = 2
     num_vars: int = 320
     codevector_dim: int = 256
-    steps_per_fit: int = 30
+    steps_per_fit: int = 20
     skip: int = 3
     rounds: int = 4
     update_freq: int = 10
@@ -80,12 +81,12 @@ class _StepTimer:
 
         class Timer(keras.callbacks.Callback):
             def on_train_begin(inner, logs=None):
-                inner.last = time.perf_counter()
+                inner.last = (time.perf_counter(), time.process_time())
                 inner.times = []
 
             def on_train_batch_end(inner, batch, logs=None):
-                now = time.perf_counter()
-                inner.times.append(now - inner.last)
+                now = (time.perf_counter(), time.process_time())
+                inner.times.append((now[0] - inner.last[0], now[1] - inner.last[1]))
                 inner.last = now
 
         self.callback = Timer()
@@ -140,18 +141,23 @@ def run(settings, threads):
                 x, x, batch_size=settings.batch, epochs=1, verbose=0, callbacks=callbacks
             )
             times[side].extend(timer.times[settings.skip :])
-    result = {
-        side: {
-            "median_ms": 1e3 * statistics.median(values),
-            "mean_ms": 1e3 * statistics.fmean(values),
+    result = {}
+    for side, values in times.items():
+        wall = [w for w, _ in values]
+        cpu = [c for _, c in values]
+        result[side] = {
+            "median_ms": 1e3 * statistics.median(wall),
+            "mean_ms": 1e3 * statistics.fmean(wall),
+            "cpu_median_ms": 1e3 * statistics.median(cpu),
+            "cpu_mean_ms": 1e3 * statistics.fmean(cpu),
             "samples": len(values),
         }
-        for side, values in times.items()
-    }
-    result["ratio_median"] = result["with"]["median_ms"] / result["without"]["median_ms"]
-    result["ratio_mean"] = result["with"]["mean_ms"] / result["without"]["mean_ms"]
+    for measure in ("median_ms", "mean_ms", "cpu_median_ms", "cpu_mean_ms"):
+        key = "ratio_" + measure.removesuffix("_ms")
+        result[key] = result["with"][measure] / result["without"][measure]
     result["last_logs"] = {key: values[-1] for key, values in usage.values.items()}
     result["backend"] = keras.backend.backend()
+    result["load_average"] = os.getloadavg()[0]
     return result
 
 
@@ -179,19 +185,22 @@ def write(result, settings, out, threads):
         f"the first {s.skip} steps of each left out; "
         f"`CodeUsage(update_freq={s.update_freq}, window={10 * s.update_freq})`.",
         "",
-        "| side | median step (ms) | mean step (ms) | steps |",
-        "|---|---:|---:|---:|",
+        "| side | median step (ms) | mean step (ms) | median CPU (ms) | mean CPU (ms) | steps |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for side in ("without", "with"):
         r = result[side]
         lines.append(
-            f"| {side} CodeUsage | {r['median_ms']:.1f} | {r['mean_ms']:.1f} | {r['samples']} |"
+            f"| {side} CodeUsage | {r['median_ms']:.1f} | {r['mean_ms']:.1f} | "
+            f"{r['cpu_median_ms']:.1f} | {r['cpu_mean_ms']:.1f} | {r['samples']} |"
         )
     lines += [
         "",
-        f"Ratio with / without: median {result['ratio_median']:.3f}, "
-        f"mean {result['ratio_mean']:.3f} (the mean includes the reads of the counts "
-        f"every {s.update_freq} steps).",
+        f"Ratio with / without: wall median {result['ratio_median']:.3f}, wall mean "
+        f"{result['ratio_mean']:.3f}; CPU median {result['ratio_cpu_median']:.3f}, CPU mean "
+        f"{result['ratio_cpu_mean']:.3f}. The means include the reads of the counts every "
+        f"{s.update_freq} steps; CPU time (all threads of the process) is the steadier "
+        f"measure on a shared machine (load average {result['load_average']:.1f} at the end).",
         "",
         "Last logged values: "
         + ", ".join(f"`{k}` = {v:.4g}" for k, v in result["last_logs"].items())

@@ -40,6 +40,11 @@ class _CodeCounter(keras.layers.Layer):
             dtype="float32",
             trainable=False,
             autocast=False,
+            # Keras adds as `assign(counts + batch_counts)`; under a
+            # TensorFlow distribution strategy the replicas' assignments are
+            # then averaged, so the variable holds the counts divided by the
+            # number of replicas, which `CodeUsage` multiplies back.
+            aggregation="mean",
         )
         self.built = True
 
@@ -320,10 +325,16 @@ class CodeUsage(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self._detach_all()
         watched = self._resolve_layers()
+        strategy = getattr(self.model, "distribute_strategy", None)
+        self._replicas = int(getattr(strategy, "num_replicas_in_sync", 1) or 1)
         self._watched = []
         for path, layer in watched:
             num_groups, num_codes = self._layout(layer, path)
-            counter = _CodeCounter(num_groups, num_codes, name=f"{layer.name}_code_usage")
+            # Under a TensorFlow distribution strategy, the counts must be
+            # created in its scope, as the model's variables were.
+            scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+            with scope:
+                counter = _CodeCounter(num_groups, num_codes, name=f"{layer.name}_code_usage")
             _attach(layer, counter)
             self._watched.append((path, layer, counter))
             self._chunks[path] = collections.deque()
@@ -412,6 +423,7 @@ class CodeUsage(keras.callbacks.Callback):
         latest = {}
         for path, _, counter in self._watched:
             counts = np.asarray(keras.ops.convert_to_numpy(counter.counts), np.float64)
+            counts = np.round(counts * self._replicas)
             counter.counts.assign(np.zeros(counts.shape, np.float32))
             chunks = self._chunks[path]
             chunks.append((self._since_read, counts))

@@ -348,3 +348,24 @@ def test_docstring_example_runs():
         runner.run(test)
     assert runner.summarize(verbose=False).failed == 0
     assert runner.summarize(verbose=False).attempted > 0
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="tf.distribute")
+def test_mirrored_strategy_counts_every_replica_once():
+    import tensorflow as tf
+
+    strategy = tf.distribute.MirroredStrategy(
+        ["/cpu:0", "/cpu:1"], cross_device_ops=tf.distribute.ReductionToOneDevice()
+    )
+    with strategy.scope():
+        model = _fixed_logits_model((K,))
+    x = _choosing([0, 3] * 32)
+    callback = CodeUsage(update_freq=2, window=4)
+    history = model.fit(
+        x, x, batch_size=16, epochs=1, shuffle=False, verbose=0, callbacks=[callback]
+    )
+    # 4 steps of 16 rows, each batch split over the two replicas.
+    expected = np.zeros((1, K))
+    expected[0, [0, 3]] = 32
+    np.testing.assert_array_equal(callback.histograms["codes"], expected)
+    assert history.history["codes/perplexity"] == [2.0]
