@@ -345,6 +345,7 @@ class CodeUsage(keras.callbacks.Callback):
             self._step = int(keras.ops.convert_to_numpy(optimizer.iterations))
         self._since_read = 0
         self._last_batch = -1
+        self._latest = {}
         self._open_writer()
         # Keras makes the train function before `on_train_begin` but traces
         # it at the first step; rebuilding it here makes a reused one (from
