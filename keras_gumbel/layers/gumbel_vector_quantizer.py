@@ -137,6 +137,8 @@ class GumbelVectorQuantizer(TemperatureLayer):
     """
 
     codes_description = "code vector index per group along the last axis, [..., num_groups]"
+    # Only the group axis: the axes before it are positions (batch, time).
+    codes_group_rank = 1
 
     def __init__(
         self,

@@ -70,7 +70,8 @@ class TemperatureLayer(keras.layers.Layer):
     inference path, no random numbers), and the discrete-codes protocol:
     `discrete_codes(inputs, mask=None)` and a class attribute
     `codes_description`, which `keras_gumbel.export` uses to serve the
-    layer's codes.
+    layer's codes; `codes_group_rank` (optional) tells
+    `keras_gumbel.callbacks.CodeUsage` which axes of the codes are groups.
 
     Args:
         temperature: Float > 0. Initial temperature.
@@ -152,6 +153,14 @@ class TemperatureLayer(keras.layers.Layer):
     # The discrete-codes protocol: a short description of what the codes
     # index, set by every layer that implements `discrete_codes`.
     codes_description = None
+
+    # Optional part of the protocol, read by `keras_gumbel.callbacks.CodeUsage`:
+    # how many axes of `one_hot` just before its class axis index groups
+    # (separate categorical variables, each with its own codes). None: every
+    # axis after the batch axis whose size is known, counted back from the
+    # class axis up to the first unknown one, so that `[batch, 20, 10]` is 20
+    # groups of 10 codes and `[batch, time, 10]`, `time` unknown, one group.
+    codes_group_rank = None
 
     def call(self, inputs, training=None, mask=None):
         check_float_tensor("inputs", inputs)
