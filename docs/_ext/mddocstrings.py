@@ -13,7 +13,8 @@ import re
 
 _FENCE = re.compile(r"^(\s*)```\s*([\w+-]*)\s*$")
 _BULLET = re.compile(r"^(\s*)[-*] \S")
-_LITERAL = re.compile(r"(?<![`:\w\\])`([^`\n]+?)`(?![`\w])")
+# Roles and double-backtick literals are left alone; single backticks are code.
+_LITERAL = re.compile(r":[\w:+-]+:`[^`]*`|``[^`]*``|`([^`\n]+?)`")
 
 
 def _indent(line):
@@ -104,8 +105,23 @@ def _literals(lines):
         if in_code is not None or stripped.startswith((">>>", "...")):
             out.append(line)
             continue
-        out.append(_LITERAL.sub(r"``\1``", line))
+        out.append(_LITERAL.sub(lambda match: _literal(match, line), line))
     return out
+
+
+def _literal(match, line):
+    # Inline markup must stand apart from the words around it: `Input`s is
+    # written ``Input``\ s, where the escaped space renders as nothing.
+    if match.group(1) is None:
+        return match.group(0)
+    before = line[match.start() - 1] if match.start() else " "
+    after = line[match.end()] if match.end() < len(line) else " "
+    text = f"``{match.group(1)}``"
+    if before.isalnum() or before == "_":
+        text = "\\ " + text
+    if after.isalnum() or after == "_":
+        text += "\\ "
+    return text
 
 
 def convert(lines):

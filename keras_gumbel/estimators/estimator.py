@@ -22,6 +22,7 @@ KINDS = ("categorical", "bernoulli")
 
 
 def check_kind(kind, supported=KINDS):
+    """Raises a Keras-style `ValueError` unless `kind` is one of `supported`."""
     if kind not in supported:
         raise ValueError(
             "Invalid value received for argument `kind`. Expected one of "

@@ -58,6 +58,7 @@ def _prepare_new_run_dir(run_dir, overwrite):
 
 
 def load_config(run_dir):
+    """Reads the `RunConfig` of a run directory; `RunError` if it is not one."""
     path = Path(run_dir) / CONFIG
     if not path.is_file():
         raise RunError(f"{run_dir} is not a run directory: {CONFIG} is missing")
