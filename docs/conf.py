@@ -4,6 +4,7 @@ Build it from the repository root with `python docs/build.py` (see that file),
 or directly: `sphinx-build -W --keep-going -b html docs docs/_build/html`.
 """
 
+import inspect
 import json
 import os
 import sys
@@ -116,8 +117,17 @@ def constant_docstring(app, what, name, obj, options, lines):
             lines[:] = doc
 
 
+def class_signature(app, what, name, obj, options, signature, return_annotation):
+    """A Keras class shows its `__init__` arguments, not `Layer.__new__`'s `*args`."""
+    if what == "class" and signature == "(*args, **kwargs)" and "__init__" in vars(obj):
+        parameters = list(inspect.signature(obj.__init__).parameters.values())[1:]
+        return str(inspect.Signature(parameters)), return_annotation
+    return None
+
+
 def setup(app):
     app.connect("autodoc-process-docstring", constant_docstring, priority=300)
+    app.connect("autodoc-process-signature", class_signature)
     mddocstrings.setup(app)
 
 

@@ -154,3 +154,14 @@ def test_cli_page_matches_the_parser(site):
             for option in action.option_strings:
                 assert option in text, f"keras-gumbel {command} {option} is not on cli.html"
     assert "--model_base_path" in text  # the serve command's own parser
+
+
+def test_each_page_has_one_title():
+    # A second top-level heading makes a page show up twice in the navigation.
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    for page in sorted(docs.rglob("*.md")):
+        if "_build" in page.parts or page.read_text().startswith("```{include}"):
+            continue
+        prose = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)
+        titles = re.findall(r"(?m)^# .+", prose)
+        assert len(titles) == 1, f"{page.relative_to(docs)}: {titles}"

@@ -14,7 +14,7 @@ import re
 _FENCE = re.compile(r"^(\s*)```\s*([\w+-]*)\s*$")
 _BULLET = re.compile(r"^(\s*)[-*] \S")
 # Roles and double-backtick literals are left alone; single backticks are code.
-_LITERAL = re.compile(r":[\w:+-]+:`[^`]*`|``[^`]*``|`([^`\n]+?)`")
+_LITERAL = re.compile(r":[\w:+-]+:`[^`]*`|``[^`]*``|`([^`]+?)`")
 
 
 def _indent(line):
@@ -93,19 +93,29 @@ def _lists(lines):
 
 
 def _literals(lines):
-    out, in_code = [], None
+    out, in_code, prose = [], None, []
+
+    def flush():
+        # Prose lines are joined first: a code span may wrap onto the next line.
+        if prose:
+            text = "\n".join(prose)
+            out.extend(_LITERAL.sub(lambda match: _literal(match, text), text).split("\n"))
+            prose.clear()
+
     for line in lines:
         stripped = line.strip()
         if in_code is not None and stripped and _indent(line) <= in_code:
             in_code = None
         if stripped.startswith(".. code-block::") or stripped.endswith("::"):
+            flush()
             in_code = _indent(line)
             out.append(line)
-            continue
-        if in_code is not None or stripped.startswith((">>>", "...")):
+        elif in_code is not None or stripped.startswith((">>>", "...")) or not stripped:
+            flush()
             out.append(line)
-            continue
-        out.append(_LITERAL.sub(lambda match: _literal(match, line), line))
+        else:
+            prose.append(line)
+    flush()
     return out
 
 
