@@ -176,7 +176,7 @@ def _help(parser):
 
 def write_cli_page(path):
     """Writes the command-line reference from the parsers `keras-gumbel` runs."""
-    os.environ["COLUMNS"] = "100"  # argparse wraps to the terminal; keep pages stable
+    os.environ["COLUMNS"] = "88"  # argparse wraps to the terminal; this fits the page
     from keras_gumbel import cli
     from keras_gumbel.serving import server
 
