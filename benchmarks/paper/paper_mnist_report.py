@@ -13,23 +13,24 @@ import math
 from pathlib import Path
 
 import numpy as np
-from paper_mnist import EPOCHS
-from paper_mnist import ESTIMATORS
-from paper_mnist import SBN_FINALISTS
-from paper_mnist import SBN_LEARNING_RATES
-from paper_mnist import SELECTION_EPOCHS
-from paper_mnist import annealed
-from paper_mnist import evaluation_current
-from paper_mnist import is_vae
-from paper_mnist import lr_label
-from paper_mnist import protocol_variant
-from paper_mnist import schedule_label
-from table1 import ESTIMATOR_LABELS
-from table1 import MODEL_LABELS
-from table1 import MODELS
-from table1 import PAPER
-from table1 import PAPER_ESTIMATORS
-from table1 import PAPER_VAE_SCHEDULES
+
+from benchmarks.paper.paper_mnist_protocol import EPOCHS
+from benchmarks.paper.paper_mnist_protocol import ESTIMATORS
+from benchmarks.paper.paper_mnist_protocol import SBN_FINALISTS
+from benchmarks.paper.paper_mnist_protocol import SBN_LEARNING_RATES
+from benchmarks.paper.paper_mnist_protocol import SELECTION_EPOCHS
+from benchmarks.paper.paper_mnist_protocol import annealed
+from benchmarks.paper.paper_mnist_protocol import evaluation_current
+from benchmarks.paper.paper_mnist_protocol import is_vae
+from benchmarks.paper.paper_mnist_protocol import lr_label
+from benchmarks.paper.paper_mnist_protocol import protocol_variant
+from benchmarks.paper.paper_mnist_protocol import schedule_label
+from benchmarks.paper.table1 import ESTIMATOR_LABELS
+from benchmarks.paper.table1 import MODEL_LABELS
+from benchmarks.paper.table1 import MODELS
+from benchmarks.paper.table1 import PAPER
+from benchmarks.paper.table1 import PAPER_ESTIMATORS
+from benchmarks.paper.table1 import PAPER_VAE_SCHEDULES
 
 VAE_CANDIDATES = tuple(schedule_label(r, n) for r, n in PAPER_VAE_SCHEDULES)
 SBN_CANDIDATES = tuple(lr_label(lr) for lr in SBN_LEARNING_RATES)

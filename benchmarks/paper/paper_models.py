@@ -18,7 +18,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from common import train_once
+from benchmarks.common import train_once
 
 RESULTS = Path(__file__).parent / "results"
 

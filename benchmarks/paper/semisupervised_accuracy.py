@@ -38,9 +38,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from common import train_once
-from progress import restore_progress
-from progress import save_progress
+from benchmarks.common import train_once
+from benchmarks.paper.progress import restore_progress
+from benchmarks.paper.progress import save_progress
 
 RESULTS = Path(__file__).parent / "results"
 ESTIMATORS = ("marginalize", "gumbel_softmax", "st_gumbel_softmax")

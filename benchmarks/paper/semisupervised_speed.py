@@ -31,7 +31,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import cpu_model
+
+from benchmarks.common import cpu_model
 
 RESULTS = Path(__file__).parent / "results"
 PAPER_SPEEDUP = {10: 2.0, 100: 9.9}  # one GPU, Jang et al. (2017), section 4.3

@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import cpu_model
+
+from benchmarks.common import cpu_model
 
 TINY = float(np.finfo(np.float32).tiny)
 MIB = 2.0**20

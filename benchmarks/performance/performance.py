@@ -46,25 +46,24 @@ import sys
 import time
 from pathlib import Path
 
-from perf_evaluation import FASHION_MNIST
-from perf_evaluation import evaluation_markdown
-from perf_evaluation import evaluation_targets
-from perf_evaluation import run_evaluation
-from perf_layer import jax_worker
-from perf_layer import layer_markdown
-from perf_layer import layer_targets
-from perf_layer import run_layer
-from perf_timing import SMOKE
-from perf_timing import PeakRss
-from perf_timing import Settings
-from perf_timing import machine
-from perf_timing import pin_tensorflow_threads
-from perf_timing import pin_torch_threads
-from perf_training import run_training
-from perf_training import training_markdown
-from perf_training import training_targets
+from benchmarks.performance.perf_evaluation import FASHION_MNIST
+from benchmarks.performance.perf_evaluation import evaluation_markdown
+from benchmarks.performance.perf_evaluation import evaluation_targets
+from benchmarks.performance.perf_evaluation import run_evaluation
+from benchmarks.performance.perf_layer import jax_worker
+from benchmarks.performance.perf_layer import layer_markdown
+from benchmarks.performance.perf_layer import layer_targets
+from benchmarks.performance.perf_layer import run_layer
+from benchmarks.performance.perf_timing import SMOKE
+from benchmarks.performance.perf_timing import PeakRss
+from benchmarks.performance.perf_timing import Settings
+from benchmarks.performance.perf_timing import machine
+from benchmarks.performance.perf_timing import pin_tensorflow_threads
+from benchmarks.performance.perf_timing import pin_torch_threads
+from benchmarks.performance.perf_training import run_training
+from benchmarks.performance.perf_training import training_markdown
+from benchmarks.performance.perf_training import training_targets
 
-ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 SUB_BENCHMARKS = ("layer", "training", "evaluation")
 
@@ -303,8 +302,6 @@ def merge(previous, results):
 
 
 def main(argv=None):
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
     args = parse_args(argv)
     if args.jax_worker:
         jax_worker(json.loads(args.jax_worker))

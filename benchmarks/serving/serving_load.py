@@ -45,20 +45,18 @@ from pathlib import Path
 import grpc
 import numpy as np
 import tensorflow as tf
-from common import cpu_model
 from tensorflow_serving.apis import model_pb2
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchmarks.common import cpu_model
+from keras_gumbel.serving import ServingClient
+from keras_gumbel.serving import tensors
+from keras_gumbel.serving.fixture_model import D
+from keras_gumbel.serving.fixture_model import save_fixture_model
+
+ROOT = Path(__file__).resolve().parents[2]
 RESULTS = Path(__file__).parent / "results"
-sys.path.insert(0, str(ROOT / "tests" / "serving"))
-
-from serving_fixture_model import D  # noqa: E402
-from serving_fixture_model import save_fixture_model  # noqa: E402
-
-from keras_gumbel.serving import ServingClient  # noqa: E402
-from keras_gumbel.serving import tensors  # noqa: E402
 
 MODEL = "gumbel"
 BATCH_SIZES = (1, 64, 1024)

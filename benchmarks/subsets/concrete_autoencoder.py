@@ -43,7 +43,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import cpu_model
+
+from benchmarks.common import cpu_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NAME = "concrete_autoencoder"

@@ -36,16 +36,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-from perf_timing import TINY
-from perf_timing import PeakRss
-from perf_timing import add_ratios
-from perf_timing import calls_per_sample
-from perf_timing import interleaved
-from perf_timing import machine
-from perf_timing import ms
-from perf_timing import pin_tensorflow_threads
-from perf_timing import ratio_cell
-from perf_timing import time_calls
+
+from benchmarks.performance.perf_timing import TINY
+from benchmarks.performance.perf_timing import PeakRss
+from benchmarks.performance.perf_timing import add_ratios
+from benchmarks.performance.perf_timing import calls_per_sample
+from benchmarks.performance.perf_timing import interleaved
+from benchmarks.performance.perf_timing import machine
+from benchmarks.performance.perf_timing import ms
+from benchmarks.performance.perf_timing import pin_tensorflow_threads
+from benchmarks.performance.perf_timing import ratio_cell
+from benchmarks.performance.perf_timing import time_calls
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SIDES = ("keras_gumbel", "tf_floor", "tf_clipped")
