@@ -1,13 +1,13 @@
 """Table 1 of Jang et al. (2017) on full, statically binarized MNIST, unit by unit.
 
 Every unit is one resumable command whose result JSON lands in
-`benchmarks/results/paper_mnist/units/` (with the per-image test bounds
+`benchmarks/paper/results/paper_mnist/units/` (with the per-image test bounds
 beside it, for paired standard errors), so the grid can be finished over
 several sittings on fresh machines: commit each JSON as it lands.
 
-    python benchmarks/paper_mnist.py unit MODEL ESTIMATOR [--candidate C] [--seed S]
-    python benchmarks/paper_mnist.py plan      # the units still to run, in order
-    python benchmarks/paper_mnist.py report    # paper_mnist.{md,json,png} from the units
+    python -m benchmarks.paper.paper_mnist unit MODEL ESTIMATOR [--candidate C] [--seed S]
+    python -m benchmarks.paper.paper_mnist plan      # the units still to run, in order
+    python -m benchmarks.paper.paper_mnist report    # paper_mnist.{md,json,png} from the units
 
 The protocol, and what the paper leaves open fixed here, is in
 `paper_mnist_protocol.py` (and `README.md` of this folder).
@@ -27,6 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import cpu_model
+from benchmarks.common import placeholder
+from benchmarks.common import portable
+from benchmarks.common import shown_args
 from benchmarks.paper import paper_mnist_report
 from benchmarks.paper.paper_mnist_protocol import BATCH_SIZE
 from benchmarks.paper.paper_mnist_protocol import DATA_SEED
@@ -271,13 +274,15 @@ def run_unit(args, argv=None):
         "train_wall_seconds": train_wall,
         "eval_cpu_seconds": eval_cpu,
         "eval_wall_seconds": eval_wall,
-        "data": args.data,
+        "data": placeholder(args.data, "--data"),
         "data_sha256": fingerprint,
         "data_split": [len(images.x_train), len(images.x_val), len(images.x_test)],
         "machine": f"{cpu_model()}, {os.cpu_count()} cores, {platform.machine()}",
-        "command": "python benchmarks/paper_mnist.py "
-        + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]) if a != "--force"),
+        "command": "python -m benchmarks.paper.paper_mnist "
+        + shlex.join(shown_args(argv or sys.argv[1:], drop=("--force",))),
     }
+    # The run's config names the data as this machine holds it.
+    result = portable(result, args.data)
     out.write_text(json.dumps(result, indent=1))
     if bounds is None:
         summary = f"best validation loss {result['best_val_loss']:.2f} (selection only)"

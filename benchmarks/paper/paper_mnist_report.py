@@ -1,4 +1,4 @@
-"""The plan and the report of `benchmarks/paper_mnist.py`: selection, cells, comparisons.
+"""The plan and the report of `benchmarks/paper/paper_mnist.py`: selection, cells, comparisons.
 
 `plan(units)` lists every unit the grid needs, in the order to run them,
 given what has finished (a unit's hyperparameters may depend on finished
@@ -141,7 +141,7 @@ def plan(units):
 
 
 def command(model, estimator, candidate, seed, epochs):
-    text = f"python benchmarks/paper_mnist.py unit {model} {estimator}"
+    text = f"python -m benchmarks.paper.paper_mnist unit {model} {estimator}"
     if candidate:
         text += f" --candidate {candidate}"
     if seed:
@@ -296,8 +296,8 @@ def markdown(payload, found):
         "seed 0; 50,000 / 10,000 / 10,000). Each cell: our m = 1000 bound ± its standard "
         "error over test images (the paper's value, our difference). SBN: negative "
         "log-likelihood of the lower half; VAE: negative importance-weighted bound. "
-        "Protocol and selection: `benchmarks/paper_mnist.py`; every unit's JSON, with its "
-        "command, is in `benchmarks/results/paper_mnist/units/`.",
+        "Protocol and selection: `benchmarks/paper/paper_mnist.py`; every unit's JSON, with its "
+        "command, is in `benchmarks/paper/results/paper_mnist/units/`.",
         "",
         "| estimator | " + " | ".join(MODEL_LABELS[m] for m in MODELS) + " |",
         "|---|" + "---|" * len(MODELS),
@@ -365,7 +365,7 @@ def markdown(payload, found):
             "## Diagnoses: one change to the protocol",
             "",
             "Units run with one change (`--variant`, see `VARIANTS` in "
-            "`benchmarks/paper_mnist.py`); they fill no cell. Where the protocol "
+            "`benchmarks/paper/paper_mnist.py`); they fill no cell. Where the protocol "
             "prescribes a variant (`PROTOCOL_VARIANTS`: MuProp in the SBNs normalizes its "
             "learning signal alone), the units without it (variant: none, the first "
             "protocol's) are diagnoses.",
@@ -412,7 +412,7 @@ def markdown(payload, found):
             "",
             "Run them in this order (selection units first; MNIST_DIR holds the four IDX "
             "files, e.g. from `keras.datasets` or `get-mnist`), committing each unit's JSON "
-            "as it lands; this table is then remade with `python benchmarks/paper_mnist.py "
+            "as it lands; this table is then remade with `python -m benchmarks.paper.paper_mnist "
             "report`.",
             "",
             "```",

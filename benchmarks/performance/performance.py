@@ -32,10 +32,10 @@ This file is the runner; the parts live next to it: `perf_layer.py`,
 timing, memory, the machine) in `perf_timing.py`.
 
 Usage:
-    python benchmarks/performance.py                        # the committed results
-    python benchmarks/performance.py --smoke --out /tmp/perf
-    python benchmarks/performance.py --only layer,training
-    python benchmarks/performance.py --only training --merge  # rerun one part
+    python -m benchmarks.performance.performance                        # the committed results
+    python -m benchmarks.performance.performance --smoke --out /tmp/perf
+    python -m benchmarks.performance.performance --only layer,training
+    python -m benchmarks.performance.performance --only training --merge  # rerun one part
 """
 
 import argparse
@@ -46,6 +46,7 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.common import shown_args
 from benchmarks.performance.perf_evaluation import FASHION_MNIST
 from benchmarks.performance.perf_evaluation import evaluation_markdown
 from benchmarks.performance.perf_evaluation import evaluation_targets
@@ -204,16 +205,8 @@ def parse_args(argv):
 
 
 def command_args(argv=None):
-    """The command-line arguments that shape the results (all but `--out`)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    kept = []
-    while argv:
-        arg = argv.pop(0)
-        if arg == "--out":
-            argv = argv[1:]
-        elif not arg.startswith("--out="):
-            kept.append(arg)
-    return kept
+    """The command-line arguments that shape the results (all but `--out`), paths portable."""
+    return shown_args(sys.argv[1:] if argv is None else argv, {"--out": 1})
 
 
 def load_average():
@@ -237,7 +230,9 @@ def run(args):
     threads = {**pin_tensorflow_threads(args.threads), **pin_torch_threads(args.threads)}
     threads["jax"] = "XLA CPU default (all cores the process may use)"
     peak_rss = PeakRss()
-    command = "python benchmarks/performance.py" + "".join(f" {a}" for a in command_args())
+    command = "python -m benchmarks.performance.performance" + "".join(
+        f" {a}" for a in command_args()
+    )
     start = time.perf_counter()
     load_start = load_average()
     results = {"command": command, "smoke": args.smoke, "settings": dataclasses.asdict(settings)}

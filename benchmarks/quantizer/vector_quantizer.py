@@ -27,8 +27,8 @@ the two sides' diversity losses on the same weights are compared (they do
 not depend on the noise), so the floor is known to compute the same thing.
 
 Usage:
-    python benchmarks/vector_quantizer.py                  # the committed results
-    python benchmarks/vector_quantizer.py --smoke --out /tmp/vq
+    python -m benchmarks.quantizer.vector_quantizer                  # the committed results
+    python -m benchmarks.quantizer.vector_quantizer --smoke --out /tmp/vq
 """
 
 import argparse
@@ -290,7 +290,7 @@ def main(argv=None):
     settings = SMOKE if args.smoke else Settings()
     start = time.perf_counter()
     results = {
-        "command": "python benchmarks/vector_quantizer.py"
+        "command": "python -m benchmarks.quantizer.vector_quantizer"
         + "".join(f" {a}" for a in command_args(argv)),
         "smoke": args.smoke,
         "settings": dataclasses.asdict(settings),

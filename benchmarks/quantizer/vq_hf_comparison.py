@@ -19,8 +19,8 @@ backend installed (TensorFlow, JAX) runs in its own process.
 Needs PyTorch and transformers (`pip install -e .[hf]`).
 
 Usage:
-    python benchmarks/vq_hf_comparison.py
-    python benchmarks/vq_hf_comparison.py --out /tmp/vq
+    python -m benchmarks.quantizer.vq_hf_comparison
+    python -m benchmarks.quantizer.vq_hf_comparison --out /tmp/vq
 """
 
 import argparse
@@ -276,7 +276,7 @@ def main(argv=None):
             parser.error(f"{module} is not installed: pip install -e .[hf]")
     start = time.perf_counter()
     results = {
-        "command": "python benchmarks/vq_hf_comparison.py"
+        "command": "python -m benchmarks.quantizer.vq_hf_comparison"
         + "".join(f" {a}" for a in command_args(argv)),
         "versions": {
             name: version_of(name)

@@ -23,8 +23,8 @@ recorded. Before timing, the floor is checked to compute the op's values
 from the same noise.
 
 Usage:
-    python benchmarks/subsets.py                    # the committed results
-    python benchmarks/subsets.py --smoke --out /tmp/subsets
+    python -m benchmarks.subsets.subsets                    # the committed results
+    python -m benchmarks.subsets.subsets --smoke --out /tmp/subsets
 """
 
 import argparse
@@ -308,7 +308,7 @@ def main(argv=None):
             skip = True
         elif not item.startswith("--out="):
             shown.append(item)
-    command = " ".join(["python", "benchmarks/subsets.py", *shown])
+    command = " ".join(["python", "-m", "benchmarks.subsets.subsets", *shown])
     started = time.perf_counter()
     results = {"command": command, "smoke": args.smoke, **run(settings)}
     results["machine"] = machine()
