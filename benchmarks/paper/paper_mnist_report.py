@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.paper import paper_mnist_protocol
 from benchmarks.paper.paper_mnist_protocol import EPOCHS
 from benchmarks.paper.paper_mnist_protocol import ESTIMATORS
 from benchmarks.paper.paper_mnist_protocol import SBN_FINALISTS
@@ -231,7 +232,7 @@ def report(units, units_dir, out_stem):
         }
     todo = plan(units)
     payload = {
-        "protocol": __import__("paper_mnist").__doc__,
+        "protocol": paper_mnist_protocol.__doc__,
         "paper_table1": PAPER,
         "cells": rows,
         "gumbel_softmax_minus_other": comparisons,
