@@ -20,7 +20,7 @@ is saturated (`q(y|x)` one-hot to float precision) the exact gradient
 vanishes and the ratios say nothing: the table gives its median norm.
 
 Usage:
-    python benchmarks/m2_gradient_bias.py RUN_DIR [RUN_DIR ...] --name m2_gradient_bias
+    python -m benchmarks.paper.m2_gradient_bias RUN_DIR [RUN_DIR ...] --name m2_gradient_bias
 """
 
 import argparse
@@ -32,6 +32,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks.common import shown_args
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ESTIMATORS = ("gumbel_softmax", "st_gumbel_softmax")
@@ -147,8 +149,8 @@ def main(argv=None):
     parser.add_argument("--temperature", type=float, default=0.5)
     args = parser.parse_args(argv)
     rows = [measure(d, args.digits, args.temperature, args.draws) for d in args.run_dirs]
-    command = "python benchmarks/m2_gradient_bias.py " + shlex.join(
-        sys.argv[1:] if argv is None else argv
+    command = "python -m benchmarks.paper.m2_gradient_bias " + shlex.join(
+        shown_args(sys.argv[1:] if argv is None else argv)
     )
     write(rows, args.name, command)
 

@@ -1,4 +1,4 @@
-"""The plan and the report of `benchmarks/paper_mnist.py`: selection, cells, comparisons.
+"""The plan and the report of `benchmarks/paper/paper_mnist.py`: selection, cells, comparisons.
 
 `plan(units)` lists every unit the grid needs, in the order to run them,
 given what has finished (a unit's hyperparameters may depend on finished
@@ -13,23 +13,25 @@ import math
 from pathlib import Path
 
 import numpy as np
-from paper_mnist import EPOCHS
-from paper_mnist import ESTIMATORS
-from paper_mnist import SBN_FINALISTS
-from paper_mnist import SBN_LEARNING_RATES
-from paper_mnist import SELECTION_EPOCHS
-from paper_mnist import annealed
-from paper_mnist import evaluation_current
-from paper_mnist import is_vae
-from paper_mnist import lr_label
-from paper_mnist import protocol_variant
-from paper_mnist import schedule_label
-from table1 import ESTIMATOR_LABELS
-from table1 import MODEL_LABELS
-from table1 import MODELS
-from table1 import PAPER
-from table1 import PAPER_ESTIMATORS
-from table1 import PAPER_VAE_SCHEDULES
+
+from benchmarks.paper import paper_mnist_protocol
+from benchmarks.paper.paper_mnist_protocol import EPOCHS
+from benchmarks.paper.paper_mnist_protocol import ESTIMATORS
+from benchmarks.paper.paper_mnist_protocol import SBN_FINALISTS
+from benchmarks.paper.paper_mnist_protocol import SBN_LEARNING_RATES
+from benchmarks.paper.paper_mnist_protocol import SELECTION_EPOCHS
+from benchmarks.paper.paper_mnist_protocol import annealed
+from benchmarks.paper.paper_mnist_protocol import evaluation_current
+from benchmarks.paper.paper_mnist_protocol import is_vae
+from benchmarks.paper.paper_mnist_protocol import lr_label
+from benchmarks.paper.paper_mnist_protocol import protocol_variant
+from benchmarks.paper.paper_mnist_protocol import schedule_label
+from benchmarks.paper.table1 import ESTIMATOR_LABELS
+from benchmarks.paper.table1 import MODEL_LABELS
+from benchmarks.paper.table1 import MODELS
+from benchmarks.paper.table1 import PAPER
+from benchmarks.paper.table1 import PAPER_ESTIMATORS
+from benchmarks.paper.table1 import PAPER_VAE_SCHEDULES
 
 VAE_CANDIDATES = tuple(schedule_label(r, n) for r, n in PAPER_VAE_SCHEDULES)
 SBN_CANDIDATES = tuple(lr_label(lr) for lr in SBN_LEARNING_RATES)
@@ -140,7 +142,7 @@ def plan(units):
 
 
 def command(model, estimator, candidate, seed, epochs):
-    text = f"python benchmarks/paper_mnist.py unit {model} {estimator}"
+    text = f"python -m benchmarks.paper.paper_mnist unit {model} {estimator}"
     if candidate:
         text += f" --candidate {candidate}"
     if seed:
@@ -230,7 +232,7 @@ def report(units, units_dir, out_stem):
         }
     todo = plan(units)
     payload = {
-        "protocol": __import__("paper_mnist").__doc__,
+        "protocol": paper_mnist_protocol.__doc__,
         "paper_table1": PAPER,
         "cells": rows,
         "gumbel_softmax_minus_other": comparisons,
@@ -295,8 +297,8 @@ def markdown(payload, found):
         "seed 0; 50,000 / 10,000 / 10,000). Each cell: our m = 1000 bound ± its standard "
         "error over test images (the paper's value, our difference). SBN: negative "
         "log-likelihood of the lower half; VAE: negative importance-weighted bound. "
-        "Protocol and selection: `benchmarks/paper_mnist.py`; every unit's JSON, with its "
-        "command, is in `benchmarks/results/paper_mnist/units/`.",
+        "Protocol and selection: `benchmarks/paper/paper_mnist.py`; every unit's JSON, with its "
+        "command, is in `benchmarks/paper/results/paper_mnist/units/`.",
         "",
         "| estimator | " + " | ".join(MODEL_LABELS[m] for m in MODELS) + " |",
         "|---|" + "---|" * len(MODELS),
@@ -364,7 +366,7 @@ def markdown(payload, found):
             "## Diagnoses: one change to the protocol",
             "",
             "Units run with one change (`--variant`, see `VARIANTS` in "
-            "`benchmarks/paper_mnist.py`); they fill no cell. Where the protocol "
+            "`benchmarks/paper/paper_mnist.py`); they fill no cell. Where the protocol "
             "prescribes a variant (`PROTOCOL_VARIANTS`: MuProp in the SBNs normalizes its "
             "learning signal alone), the units without it (variant: none, the first "
             "protocol's) are diagnoses.",
@@ -411,7 +413,7 @@ def markdown(payload, found):
             "",
             "Run them in this order (selection units first; MNIST_DIR holds the four IDX "
             "files, e.g. from `keras.datasets` or `get-mnist`), committing each unit's JSON "
-            "as it lands; this table is then remade with `python benchmarks/paper_mnist.py "
+            "as it lands; this table is then remade with `python -m benchmarks.paper.paper_mnist "
             "report`.",
             "",
             "```",

@@ -2,11 +2,11 @@
 
 Each entry of RUNS is one `keras-gumbel train` command; the script runs the
 ones whose run directory has no metrics.json yet (a killed invocation
-resumes where it stopped), then writes benchmarks/results/<name>.json and
+resumes where it stopped), then writes benchmarks/paper/results/<name>.json and
 .md with every command, the test bound (m = 1000), epochs and wall time.
 
 Usage:
-    python benchmarks/paper_models.py --data /usr/share/datasets/fashion-mnist \
+    python -m benchmarks.paper.paper_models --data /usr/share/datasets/fashion-mnist \
         --name fashion_mnist_vaes --epochs 50
 """
 
@@ -18,7 +18,9 @@ import shlex
 import sys
 from pathlib import Path
 
-from common import train_once
+from benchmarks.common import portable
+from benchmarks.common import shown_args
+from benchmarks.common import train_once
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -79,11 +81,12 @@ def main():
             str(run_dir),
         ]
         metrics = train_once(command, run_dir, label)
-        rows.append({"label": label, "command": shlex.join(command), **metrics})
+        # The runs name the data as this machine holds it.
+        row = {"label": label, "command": shlex.join(command), **metrics}
+        rows.append(portable(row, args.data))
     payload = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
-        "script": "python benchmarks/paper_models.py "
-        + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "script": "python -m benchmarks.paper.paper_models " + shlex.join(shown_args(sys.argv[1:])),
         "runs": rows,
     }
     RESULTS.mkdir(exist_ok=True)

@@ -15,6 +15,8 @@ import json
 import shutil
 from pathlib import Path
 
+from benchmarks.common import portable
+
 CARRIED_FILES = ("config.json", "data.json", "history.json", "history.csv")
 
 
@@ -47,6 +49,13 @@ def save_progress(run_dir, progress_dir):
     for name in CARRIED_FILES:
         if (run_dir / name).is_file():
             shutil.copy2(run_dir / name, staging / name)
+    # The copy is committed: it names the data as a placeholder, not as this
+    # machine's path (`restore_progress` writes the next machine's).
+    data = json.loads((run_dir / "config.json").read_text()).get("data")
+    for name in ("config.json", "data.json"):
+        if (staging / name).is_file():
+            carried = portable(json.loads((staging / name).read_text()), data)
+            (staging / name).write_text(json.dumps(carried, indent=2))
     for checkpoint in checkpoints:
         shutil.copytree(checkpoint, staging / "checkpoints" / checkpoint.name)
     shutil.rmtree(progress_dir, ignore_errors=True)

@@ -1,16 +1,16 @@
 """Model M2 with 100 labels: test accuracy and bound of the three y-estimators.
 
 Each estimator is one `keras-gumbel train semi-supervised` command and one
-unit: its result lands in benchmarks/results/<name>/<estimator>-seed<S>.json
+unit: its result lands in benchmarks/paper/results/<name>/<estimator>-seed<S>.json
 as soon as it finishes (commit it then: a unit with a result is never run
 again, so the rows can be finished over several sittings on fresh machines),
 and a killed run resumes from its run directory. A row longer than one
 sitting is carried to the next machine through git: `--save-progress`
 copies each unfinished run's newest checkpoint into
-benchmarks/results/<name>/<estimator>-seed<S>.progress/ (commit it), from
+benchmarks/paper/results/<name>/<estimator>-seed<S>.progress/ (commit it), from
 which the same command resumes on a fresh clone (`progress.py`); the copy
 is removed when the row lands. The script then writes
-benchmarks/results/<name>.json and .md with every command, the test
+benchmarks/paper/results/<name>.json and .md with every command, the test
 accuracy, the unlabelled test bound (y marginalized, one z sample), the
 wall time and each estimator's speed-up over marginalization. All runs
 share the data, the labelled subset (the seed) and the training budget.
@@ -22,10 +22,10 @@ the schedule's shape in a short run, as the reduced protocol of
 every T / 20 steps, so tau reaches 0.5 at three quarters of training.
 
 Usage:
-    python benchmarks/semisupervised_accuracy.py --data /usr/share/datasets/fashion-mnist \
+    python -m benchmarks.paper.semisupervised_accuracy --data /usr/share/datasets/fashion-mnist \
         --name semisupervised_fashion_mnist --epochs 10
     # beside a long run, from time to time, then commit the .progress directories:
-    python benchmarks/semisupervised_accuracy.py --data DIR --name NAME --save-progress
+    python -m benchmarks.paper.semisupervised_accuracy --data DIR --name NAME --save-progress
 """
 
 import argparse
@@ -38,9 +38,11 @@ import shutil
 import sys
 from pathlib import Path
 
-from common import train_once
-from progress import restore_progress
-from progress import save_progress
+from benchmarks.common import portable
+from benchmarks.common import shown_args
+from benchmarks.common import train_once
+from benchmarks.paper.progress import restore_progress
+from benchmarks.paper.progress import save_progress
 
 RESULTS = Path(__file__).parent / "results"
 ESTIMATORS = ("marginalize", "gumbel_softmax", "st_gumbel_softmax")
@@ -86,7 +88,9 @@ def run_one(data, epochs, estimator, seed, run_dir, anneal):
         str(run_dir),
     ]
     metrics = train_once(command, run_dir, estimator)
-    return {"estimator": estimator, "seed": seed, "command": shlex.join(command), **metrics}
+    row = {"estimator": estimator, "seed": seed, "command": shlex.join(command), **metrics}
+    # The run names the data as this machine holds it.
+    return portable(row, data)
 
 
 def run_unit(units_dir, data, epochs, estimator, seed, run_dir, anneal):
@@ -203,8 +207,8 @@ def main(argv=None):
     # The table holds every row that has landed, whichever invocation ran it.
     paths = [units_dir / f"{estimator}-seed{args.seed}.json" for estimator in ESTIMATORS]
     rows = [json.loads(path.read_text()) for path in paths if path.is_file()]
-    script = "python benchmarks/semisupervised_accuracy.py " + shlex.join(
-        sys.argv[1:] if argv is None else argv
+    script = "python -m benchmarks.paper.semisupervised_accuracy " + shlex.join(
+        shown_args(sys.argv[1:] if argv is None else argv)
     )
     write(rows, args.name, script, args.anneal, args.results)
 

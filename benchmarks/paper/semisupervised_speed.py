@@ -17,8 +17,8 @@ sample pays `a + b`-ish whatever K is, so the speedup grows like
 `(a + b K) / (a + b)`.
 
 Usage:
-    python benchmarks/semisupervised_speed.py                  # the committed results
-    python benchmarks/semisupervised_speed.py --smoke --out /tmp/speed
+    python -m benchmarks.paper.semisupervised_speed                  # the committed results
+    python -m benchmarks.paper.semisupervised_speed --smoke --out /tmp/speed
 """
 
 import argparse
@@ -31,7 +31,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import cpu_model
+
+from benchmarks.common import cpu_model
+from benchmarks.common import shown_args
 
 RESULTS = Path(__file__).parent / "results"
 PAPER_SPEEDUP = {10: 2.0, 100: 9.9}  # one GPU, Jang et al. (2017), section 4.3
@@ -253,7 +255,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.smoke:
         args.classes, args.reps, args.steps, args.batch_size = [2, 3], 1, 1, 8
-    command = "python benchmarks/" + " ".join([Path(__file__).name, *sys.argv[1:]])
+    shown = shown_args(sys.argv[1:] if argv is None else argv, {"--out": 1})
+    command = " ".join(["python -m benchmarks.paper.semisupervised_speed", *shown])
     results = run(args.classes, args.reps, args.steps, args.batch_size, args.seed)
     write(results, args.out, command)
     print((args.out / "semisupervised_speed.md").read_text())

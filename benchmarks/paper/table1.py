@@ -38,14 +38,14 @@ the temperature.
 Resumable: a cell whose `metrics.json` exists is never recomputed, and a
 candidate run killed midway resumes from its last epoch checkpoint.
 
-Outputs: benchmarks/results/table1_<name>.json (every cell, the protocol,
+Outputs: benchmarks/paper/results/table1_<name>.json (every cell, the protocol,
 CPU time), .md (the table beside the paper's numbers, with the orderings
 compared pair by pair) and .png (validation loss per epoch, the analogue
 of the paper's figures 3 and 4).
 
 Usage:
-    python benchmarks/table1.py --reduced --data mnist-sample
-    python benchmarks/table1.py --data /path/to/mnist-idx --name mnist
+    python -m benchmarks.paper.table1 --reduced --data mnist-sample
+    python -m benchmarks.paper.table1 --data /path/to/mnist-idx --name mnist
 """
 
 import argparse
@@ -61,6 +61,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks.common import placeholder
+from benchmarks.common import portable
+from benchmarks.common import shown_args
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -381,7 +385,7 @@ def markdown(payload, cells, models, estimators, orderings, targets):
         f"{protocol['epochs']} epochs ({payload['steps_per_epoch']} steps each), learning rate "
         f"chosen on validation from {list(protocol['learning_rates'])}; test bound with "
         f"m = {protocol['eval_samples']} samples on {payload['test_examples']} test images; "
-        f"seed {payload['seed']}. Temperatures per estimator: see `benchmarks/table1.py`.",
+        f"seed {payload['seed']}. Temperatures per estimator: see `benchmarks/paper/table1.py`.",
         "",
         "Test nats, lower is better: ours ± standard error over test images (the paper's "
         "Table 1 in parentheses; it trained on 50,000 MNIST digits for far longer, so only "
@@ -535,14 +539,14 @@ def main(argv=None):
     targets = categorical_vae_targets(cells, cell_dirs)
     payload = {
         "name": name,
-        "data": args.data,
+        "data": placeholder(args.data, "--data"),
         "data_description": data.summary(),
         "protocol_name": protocol.name,
         "protocol": dataclasses.asdict(protocol),
         "steps_per_epoch": steps_per_epoch,
         "seed": args.seed,
-        "command": "python benchmarks/table1.py "
-        + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
+        "command": "python -m benchmarks.paper.table1 "
+        + shlex.join(shown_args(argv or sys.argv[1:])),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
         "cpu_minutes": previous_cpu / 60.0,
         "cpu_minutes_this_invocation": (cpu_seconds() - cpu_start) / 60.0,
@@ -557,10 +561,11 @@ def main(argv=None):
         "targets": targets,
         "notes": Path(args.notes).read_text().strip() if args.notes else "",
     }
+    payload = portable(payload, args.data)
     RESULTS.mkdir(exist_ok=True)
     stem = RESULTS / f"table1_{name}"
     Path(f"{stem}.json").write_text(json.dumps(payload, indent=2))
-    title = f"Validation loss per epoch ({args.data}, {protocol.name} protocol)"
+    title = f"Validation loss per epoch ({payload['data']}, {protocol.name} protocol)"
     plot_curves(cells, args.models, args.estimators, f"{stem}.png", title)
     text = markdown(payload, cells, args.models, args.estimators, orderings, targets)
     Path(f"{stem}.md").write_text(text)

@@ -9,11 +9,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-from perf_timing import interleaved
-from perf_timing import mib
-from perf_timing import ms
-from perf_timing import summarize
-from perf_training import training_images
+
+from benchmarks.performance.perf_timing import interleaved
+from benchmarks.performance.perf_timing import mib
+from benchmarks.performance.perf_timing import ms
+from benchmarks.performance.perf_timing import summarize
+from benchmarks.performance.perf_training import training_images
 
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 EVALUATION_TARGET_S = 600.0

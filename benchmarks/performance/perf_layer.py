@@ -16,24 +16,25 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from perf_timing import TINY
-from perf_timing import PeakRss
-from perf_timing import add_ratios
-from perf_timing import available_memory_bytes
-from perf_timing import calls_per_sample
-from perf_timing import installed
-from perf_timing import interleaved
-from perf_timing import mib
-from perf_timing import ms
-from perf_timing import not_installed
-from perf_timing import ratio_cell
-from perf_timing import side_cell
-from perf_timing import time_calls
-from perf_timing import untested
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchmarks.performance.perf_timing import TINY
+from benchmarks.performance.perf_timing import PeakRss
+from benchmarks.performance.perf_timing import add_ratios
+from benchmarks.performance.perf_timing import available_memory_bytes
+from benchmarks.performance.perf_timing import calls_per_sample
+from benchmarks.performance.perf_timing import installed
+from benchmarks.performance.perf_timing import interleaved
+from benchmarks.performance.perf_timing import mib
+from benchmarks.performance.perf_timing import ms
+from benchmarks.performance.perf_timing import not_installed
+from benchmarks.performance.perf_timing import ratio_cell
+from benchmarks.performance.perf_timing import side_cell
+from benchmarks.performance.perf_timing import time_calls
+from benchmarks.performance.perf_timing import untested
+
+ROOT = Path(__file__).resolve().parents[2]
 # The runner, which starts the JAX worker with `--jax-worker`.
-RUNNER = Path(__file__).resolve().parent / "performance.py"
+RUNNER = "benchmarks.performance.performance"
 LAYER_SIDES = ("keras_gumbel", "tf_floor", "keras_gumbel_xla", "tf_floor_xla", "tfp", "torch")
 LAYER_FLOOR_TARGET = 1.10
 
@@ -242,7 +243,7 @@ def run_jax_worker(settings, threads):
     }
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    command = [sys.executable, str(RUNNER), "--jax-worker", json.dumps(spec)]
+    command = [sys.executable, "-m", RUNNER, "--jax-worker", json.dumps(spec)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         return {"status": "error", "reason": done.stderr[-2000:]}

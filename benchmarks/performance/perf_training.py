@@ -10,14 +10,15 @@ import math
 import time
 
 import numpy as np
-from perf_timing import TINY
-from perf_timing import add_ratios
-from perf_timing import installed
-from perf_timing import interleaved
-from perf_timing import mib
-from perf_timing import ms
-from perf_timing import not_installed
-from perf_timing import untested
+
+from benchmarks.performance.perf_timing import TINY
+from benchmarks.performance.perf_timing import add_ratios
+from benchmarks.performance.perf_timing import installed
+from benchmarks.performance.perf_timing import interleaved
+from benchmarks.performance.perf_timing import mib
+from benchmarks.performance.perf_timing import ms
+from benchmarks.performance.perf_timing import not_installed
+from benchmarks.performance.perf_timing import untested
 
 FIT_HAND_TARGET = 0.95
 FIT_TORCH_TARGET = 1.0

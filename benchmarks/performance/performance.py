@@ -32,10 +32,10 @@ This file is the runner; the parts live next to it: `perf_layer.py`,
 timing, memory, the machine) in `perf_timing.py`.
 
 Usage:
-    python benchmarks/performance.py                        # the committed results
-    python benchmarks/performance.py --smoke --out /tmp/perf
-    python benchmarks/performance.py --only layer,training
-    python benchmarks/performance.py --only training --merge  # rerun one part
+    python -m benchmarks.performance.performance                        # the committed results
+    python -m benchmarks.performance.performance --smoke --out /tmp/perf
+    python -m benchmarks.performance.performance --only layer,training
+    python -m benchmarks.performance.performance --only training --merge  # rerun one part
 """
 
 import argparse
@@ -46,25 +46,25 @@ import sys
 import time
 from pathlib import Path
 
-from perf_evaluation import FASHION_MNIST
-from perf_evaluation import evaluation_markdown
-from perf_evaluation import evaluation_targets
-from perf_evaluation import run_evaluation
-from perf_layer import jax_worker
-from perf_layer import layer_markdown
-from perf_layer import layer_targets
-from perf_layer import run_layer
-from perf_timing import SMOKE
-from perf_timing import PeakRss
-from perf_timing import Settings
-from perf_timing import machine
-from perf_timing import pin_tensorflow_threads
-from perf_timing import pin_torch_threads
-from perf_training import run_training
-from perf_training import training_markdown
-from perf_training import training_targets
+from benchmarks.common import shown_args
+from benchmarks.performance.perf_evaluation import FASHION_MNIST
+from benchmarks.performance.perf_evaluation import evaluation_markdown
+from benchmarks.performance.perf_evaluation import evaluation_targets
+from benchmarks.performance.perf_evaluation import run_evaluation
+from benchmarks.performance.perf_layer import jax_worker
+from benchmarks.performance.perf_layer import layer_markdown
+from benchmarks.performance.perf_layer import layer_targets
+from benchmarks.performance.perf_layer import run_layer
+from benchmarks.performance.perf_timing import SMOKE
+from benchmarks.performance.perf_timing import PeakRss
+from benchmarks.performance.perf_timing import Settings
+from benchmarks.performance.perf_timing import machine
+from benchmarks.performance.perf_timing import pin_tensorflow_threads
+from benchmarks.performance.perf_timing import pin_torch_threads
+from benchmarks.performance.perf_training import run_training
+from benchmarks.performance.perf_training import training_markdown
+from benchmarks.performance.perf_training import training_targets
 
-ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 SUB_BENCHMARKS = ("layer", "training", "evaluation")
 
@@ -205,16 +205,8 @@ def parse_args(argv):
 
 
 def command_args(argv=None):
-    """The command-line arguments that shape the results (all but `--out`)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    kept = []
-    while argv:
-        arg = argv.pop(0)
-        if arg == "--out":
-            argv = argv[1:]
-        elif not arg.startswith("--out="):
-            kept.append(arg)
-    return kept
+    """The command-line arguments that shape the results (all but `--out`), paths portable."""
+    return shown_args(sys.argv[1:] if argv is None else argv, {"--out": 1})
 
 
 def load_average():
@@ -238,7 +230,9 @@ def run(args):
     threads = {**pin_tensorflow_threads(args.threads), **pin_torch_threads(args.threads)}
     threads["jax"] = "XLA CPU default (all cores the process may use)"
     peak_rss = PeakRss()
-    command = "python benchmarks/performance.py" + "".join(f" {a}" for a in command_args())
+    command = "python -m benchmarks.performance.performance" + "".join(
+        f" {a}" for a in command_args()
+    )
     start = time.perf_counter()
     load_start = load_average()
     results = {"command": command, "smoke": args.smoke, "settings": dataclasses.asdict(settings)}
@@ -303,8 +297,6 @@ def merge(previous, results):
 
 
 def main(argv=None):
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
     args = parse_args(argv)
     if args.jax_worker:
         jax_worker(json.loads(args.jax_worker))

@@ -27,8 +27,8 @@ the two sides' diversity losses on the same weights are compared (they do
 not depend on the noise), so the floor is known to compute the same thing.
 
 Usage:
-    python benchmarks/vector_quantizer.py                  # the committed results
-    python benchmarks/vector_quantizer.py --smoke --out /tmp/vq
+    python -m benchmarks.quantizer.vector_quantizer                  # the committed results
+    python -m benchmarks.quantizer.vector_quantizer --smoke --out /tmp/vq
 """
 
 import argparse
@@ -44,7 +44,6 @@ from pathlib import Path
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ROOT = Path(__file__).resolve().parent.parent
 NAME = "vector_quantizer"
 TARGET = 1.10
 SIDES = ("keras_gumbel", "tf_floor")
@@ -140,7 +139,7 @@ def timed(call, calls, cpu_times):
     CPU time (all threads of the process) is the cost of a step with the
     waiting left out, which on a shared machine is the steadier number.
     """
-    from perf_timing import time_calls
+    from benchmarks.performance.perf_timing import time_calls
 
     cpu_start = time.process_time()
     seconds = time_calls(call, calls)
@@ -159,12 +158,13 @@ def caller(step, x, w):
 
 def run(settings, threads):
     import tensorflow as tf
-    from perf_timing import PeakRss
-    from perf_timing import add_ratios
-    from perf_timing import calls_per_sample
-    from perf_timing import interleaved
-    from perf_timing import machine
-    from perf_timing import pin_tensorflow_threads
+
+    from benchmarks.performance.perf_timing import PeakRss
+    from benchmarks.performance.perf_timing import add_ratios
+    from benchmarks.performance.perf_timing import calls_per_sample
+    from benchmarks.performance.perf_timing import interleaved
+    from benchmarks.performance.perf_timing import machine
+    from benchmarks.performance.perf_timing import pin_tensorflow_threads
 
     pinned = pin_tensorflow_threads(threads)
     rng = np.random.default_rng(0)
@@ -213,8 +213,8 @@ def run(settings, threads):
 
 
 def markdown(results):
-    from perf_timing import mib
-    from perf_timing import ms
+    from benchmarks.performance.perf_timing import mib
+    from benchmarks.performance.perf_timing import ms
 
     s, m = results["settings"], results["machine"]
     v, threads = m["versions"], results["threads"]
@@ -287,13 +287,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ["KERAS_BACKEND"] = "tensorflow"
-    for path in (ROOT, ROOT / "benchmarks"):
-        if str(path) not in sys.path:
-            sys.path.insert(0, str(path))
     settings = SMOKE if args.smoke else Settings()
     start = time.perf_counter()
     results = {
-        "command": "python benchmarks/vector_quantizer.py"
+        "command": "python -m benchmarks.quantizer.vector_quantizer"
         + "".join(f" {a}" for a in command_args(argv)),
         "smoke": args.smoke,
         "settings": dataclasses.asdict(settings),

@@ -19,8 +19,8 @@ backend installed (TensorFlow, JAX) runs in its own process.
 Needs PyTorch and transformers (`pip install -e .[hf]`).
 
 Usage:
-    python benchmarks/vq_hf_comparison.py
-    python benchmarks/vq_hf_comparison.py --out /tmp/vq
+    python -m benchmarks.quantizer.vq_hf_comparison
+    python -m benchmarks.quantizer.vq_hf_comparison --out /tmp/vq
 """
 
 import argparse
@@ -35,7 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchmarks.common import cpu_model
+
+ROOT = Path(__file__).resolve().parents[2]
 RESULTS = Path(__file__).resolve().parent / "results"
 NAME = "vq_hf_comparison"
 # (G, V, D, C): wav2vec 2.0 base's quantizer first, then smaller and odd sizes.
@@ -175,7 +177,11 @@ def run_backend(backend):
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     done = subprocess.run(
-        [sys.executable, __file__, "--worker"], env=env, capture_output=True, text=True, check=False
+        [sys.executable, "-m", "benchmarks.quantizer.vq_hf_comparison", "--worker"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if done.returncode != 0:
         raise RuntimeError(f"the {backend} worker failed:\n{done.stderr[-3000:]}")
@@ -269,11 +275,8 @@ def main(argv=None):
         if importlib.util.find_spec(module) is None:
             parser.error(f"{module} is not installed: pip install -e .[hf]")
     start = time.perf_counter()
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from common import cpu_model
-
     results = {
-        "command": "python benchmarks/vq_hf_comparison.py"
+        "command": "python -m benchmarks.quantizer.vq_hf_comparison"
         + "".join(f" {a}" for a in command_args(argv)),
         "versions": {
             name: version_of(name)

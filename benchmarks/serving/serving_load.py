@@ -1,6 +1,6 @@
 """Load test of the bundled TF-Serving-compatible server, with a hot version swap.
 
-Two parts, one run, results in benchmarks/results/serving_load.{json,md}:
+Two parts, one run, results in benchmarks/serving/results/serving_load.{json,md}:
 
 1. Hot swap under load: CLIENTS concurrent gRPC clients (own channel each,
    official stubs) send REQUESTS Predict requests each to `encode` while
@@ -14,8 +14,8 @@ Two parts, one run, results in benchmarks/results/serving_load.{json,md}:
    alternate within each of ROUNDS rounds; the reported figures are the
    medians over rounds of each round's p50, p99 and throughput.
 
-The model is the serving tests' fixture SavedModel (tests/serving/
-serving_fixture_model.py: D=784, N=20, K=10, encoder 784-512-256-200 and
+The model is the serving tests' fixture SavedModel (keras_gumbel/serving/
+fixture_model.py: D=784, N=20, K=10, encoder 784-512-256-200 and
 decoder 200-256-512-784 with fixed random weights), the contract of the
 project's export without training a model. The server runs as a separate
 process (`python -m keras_gumbel.serving`) on 127.0.0.1; clients and
@@ -24,7 +24,7 @@ machine's cores.
 
 Usage:
     PYTHONPATH=. KERAS_BACKEND=tensorflow TF_CPP_MIN_LOG_LEVEL=3 \
-        python benchmarks/serving_load.py
+        python -m benchmarks.serving.serving_load
 """
 
 import argparse
@@ -45,20 +45,19 @@ from pathlib import Path
 import grpc
 import numpy as np
 import tensorflow as tf
-from common import cpu_model
 from tensorflow_serving.apis import model_pb2
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchmarks.common import cpu_model
+from benchmarks.common import shown_args
+from keras_gumbel.serving import ServingClient
+from keras_gumbel.serving import tensors
+from keras_gumbel.serving.fixture_model import D
+from keras_gumbel.serving.fixture_model import save_fixture_model
+
+ROOT = Path(__file__).resolve().parents[2]
 RESULTS = Path(__file__).parent / "results"
-sys.path.insert(0, str(ROOT / "tests" / "serving"))
-
-from serving_fixture_model import D  # noqa: E402
-from serving_fixture_model import save_fixture_model  # noqa: E402
-
-from keras_gumbel.serving import ServingClient  # noqa: E402
-from keras_gumbel.serving import tensors  # noqa: E402
 
 MODEL = "gumbel"
 BATCH_SIZES = (1, 64, 1024)
@@ -383,11 +382,12 @@ def main():
 
     payload = {
         "command": "PYTHONPATH=. KERAS_BACKEND=tensorflow TF_CPP_MIN_LOG_LEVEL=3 "
-        "python benchmarks/serving_load.py" + "".join(" " + shlex.quote(a) for a in sys.argv[1:]),
+        "python -m benchmarks.serving.serving_load"
+        + "".join(" " + shlex.quote(a) for a in shown_args(sys.argv[1:])),
         "date": time.strftime("%Y-%m-%d"),
         "machine": _machine(),
-        "model": "the serving tests' fixture SavedModel (tests/serving/"
-        "serving_fixture_model.py), not a trained model: D=784, N=20, K=10, "
+        "model": "the serving tests' fixture SavedModel (keras_gumbel/serving/"
+        "fixture_model.py), not a trained model: D=784, N=20, K=10, "
         "encoder MLP 784-512-256-200, decoder 200-256-512-784, fixed random "
         "weights; signatures encode, encode_probs, decode, reconstruct as the "
         "project's export",

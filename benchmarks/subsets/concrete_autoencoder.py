@@ -28,8 +28,8 @@ epochs and the CPU time, and a figure of the selected pixels beside the
 top-variance ones with a few reconstructions.
 
 Usage:
-    python benchmarks/concrete_autoencoder.py --data /work/data/mnist   # committed results
-    python benchmarks/concrete_autoencoder.py --smoke --out /tmp/cae
+    python -m benchmarks.subsets.concrete_autoencoder --data /work/data/mnist   # committed results
+    python -m benchmarks.subsets.concrete_autoencoder --smoke --out /tmp/cae
 """
 
 import argparse
@@ -43,7 +43,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import cpu_model
+
+from benchmarks.common import cpu_model
+from benchmarks.common import portable
+from benchmarks.common import shown_args
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NAME = "concrete_autoencoder"
@@ -379,11 +382,11 @@ def main(argv=None):
     }
     config = dataclasses.replace(config, **{k: v for k, v in changes.items() if v is not None})
     argv = sys.argv[1:] if argv is None else argv
-    shown = [a for i, a in enumerate(argv) if a != "--out" and (i == 0 or argv[i - 1] != "--out")]
-    command = " ".join(["python", "benchmarks/concrete_autoencoder.py", *shown])
+    shown = shown_args(argv, {"--out": 1})
+    command = " ".join(["python", "-m", "benchmarks.subsets.concrete_autoencoder", *shown])
     started = time.perf_counter()
     results, arrays = run(config)
-    results = {"command": command, "smoke": args.smoke, **results}
+    results = portable({"command": command, "smoke": args.smoke, **results}, args.data)
     results["machine"] = machine(config.threads)
     results["wall_s"] = time.perf_counter() - started
     args.out.mkdir(parents=True, exist_ok=True)

@@ -23,8 +23,8 @@ recorded. Before timing, the floor is checked to compute the op's values
 from the same noise.
 
 Usage:
-    python benchmarks/subsets.py                    # the committed results
-    python benchmarks/subsets.py --smoke --out /tmp/subsets
+    python -m benchmarks.subsets.subsets                    # the committed results
+    python -m benchmarks.subsets.subsets --smoke --out /tmp/subsets
 """
 
 import argparse
@@ -36,16 +36,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-from perf_timing import TINY
-from perf_timing import PeakRss
-from perf_timing import add_ratios
-from perf_timing import calls_per_sample
-from perf_timing import interleaved
-from perf_timing import machine
-from perf_timing import ms
-from perf_timing import pin_tensorflow_threads
-from perf_timing import ratio_cell
-from perf_timing import time_calls
+
+from benchmarks.performance.perf_timing import TINY
+from benchmarks.performance.perf_timing import PeakRss
+from benchmarks.performance.perf_timing import add_ratios
+from benchmarks.performance.perf_timing import calls_per_sample
+from benchmarks.performance.perf_timing import interleaved
+from benchmarks.performance.perf_timing import machine
+from benchmarks.performance.perf_timing import ms
+from benchmarks.performance.perf_timing import pin_tensorflow_threads
+from benchmarks.performance.perf_timing import ratio_cell
+from benchmarks.performance.perf_timing import time_calls
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SIDES = ("keras_gumbel", "tf_floor", "tf_clipped")
@@ -307,7 +308,7 @@ def main(argv=None):
             skip = True
         elif not item.startswith("--out="):
             shown.append(item)
-    command = " ".join(["python", "benchmarks/subsets.py", *shown])
+    command = " ".join(["python", "-m", "benchmarks.subsets.subsets", *shown])
     started = time.perf_counter()
     results = {"command": command, "smoke": args.smoke, **run(settings)}
     results["machine"] = machine()
