@@ -31,8 +31,8 @@ from keras_gumbel import estimators as estimators_lib
 from keras_gumbel.estimators.estimator import check_kind
 from keras_gumbel.estimators.estimator import log_prob
 
-# Enumeration beyond this many configurations is refused: the exact
-# gradient would cost more than the estimates it checks.
+#: The most configurations `exact_gradient` enumerates: beyond it the exact
+#: gradient would cost more than the estimates it checks, so it is refused.
 MAX_CONFIGURATIONS = 1 << 16
 
 
