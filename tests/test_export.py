@@ -109,7 +109,7 @@ def test_a_failed_verification_publishes_nothing(images, tmp_path, monkeypatch):
     def failing_verify(*args, **kwargs):
         raise ExportError("outputs differ")
 
-    monkeypatch.setattr(export_module, "verify", failing_verify)
+    monkeypatch.setattr(export_module, "verify_export", failing_verify)
     with pytest.raises(ExportError, match="outputs differ"):
         export_model(model, tmp_path, "vae", images)
     assert list((tmp_path / "vae").iterdir()) == []

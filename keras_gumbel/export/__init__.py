@@ -21,23 +21,41 @@ layer receives in a deterministic (`training=False`) forward pass: for a
 `GumbelSoftmax` on logits `[-1, N, K]`, codes `[-1, N]` (the index of the
 largest logit) and one-hot vectors and probabilities `[-1, N, K]`. Names,
 shapes and dtypes of the inputs are the model's own (see `any_model`).
-The package's `CategoricalVAE`, `BernoulliVAE` and `StochasticBinaryNetwork`
-keep their fixed signatures `encode`, `encode_probs`, `decode` and
-`reconstruct` on flattened `images` (see `paper_models`).
+
+A model that declares its own signatures, with a public
+`export_signatures(sample_inputs)` method, exports with those instead (see
+`model_signatures`). The package's `CategoricalVAE`, `BernoulliVAE` and
+`StochasticBinaryNetwork` do so, with the signatures `encode`,
+`encode_probs`, `decode` and `reconstruct` on flattened `images` (see
+`keras_gumbel.models.latent_signatures`):
+
+```
+encode (serving_default)  images float32 [-1, D]  ->  codes int64 [-1, N],
+                                                      one_hot float32 [-1, N, K]
+encode_probs              images float32 [-1, D]  ->  probs float32 [-1, N, K]
+decode                    codes int64 [-1, N]     ->  means float32 [-1, D_out]
+reconstruct               images float32 [-1, D]  ->  means float32 [-1, D_out]
+```
+
+Either way the export follows one plan (`ExportPlan`: its endpoints, what
+to track, the verification cases and the contract), built once per export.
 
 Every signature is deterministic: it contains no random op, so a request
 always gets the same answer. Endpoints are plain graphs (no XLA-only
 functions, only core TensorFlow ops), which TensorFlow Serving of the
 exporting TensorFlow version or newer runs.
 
-Nothing is written until the model, its codes layer and the sample inputs
-have been checked and every signature traced. The version directory is
+Nothing is written until the plan is built (the model, its codes layer or
+declared signatures and the sample inputs checked, the Keras model run on
+the sample inputs) and every signature traced. The version directory is
 then written under a temporary name and renamed into place, so a server
 polling the base path never sees half of it. Before the rename it is
-verified: reloaded with `tf.saved_model.load` and run through TensorFlow's
+verified against the same plan: reloaded with `tf.saved_model.load` and run through TensorFlow's
 `saved_model_cli`, each signature must reproduce the Keras model's outputs
 on the sample inputs (codes exactly). `assets.extra/verification.json`
-records the checks and the contract (names, shapes, dtypes, codes layer).
+records the checks and the contract (for a model with a codes layer: names,
+shapes, dtypes, codes layer; for a model with its own signatures: what it
+declares, with the signature names).
 
 Export runs on the TensorFlow backend. A model trained on another backend
 exports from a TensorFlow process: save it as a `.keras` file and load it
@@ -58,16 +76,23 @@ from keras_gumbel.export.codes_layers import codes_layers
 from keras_gumbel.export.codes_layers import model_codes
 from keras_gumbel.export.errors import ExportError
 from keras_gumbel.export.keras_file import export_keras_file
-from keras_gumbel.export.paper_models import SIGNATURES
-from keras_gumbel.export.paper_models import PaperModelExport
-from keras_gumbel.export.paper_models import is_paper_model
+from keras_gumbel.export.model_signatures import ModelSignaturesExport
+from keras_gumbel.export.model_signatures import has_export_signatures
+from keras_gumbel.export.plan import ExportPlan
+
+#: The signatures an export of the package's VAEs and stochastic binary
+#: networks serves, as their `export_signatures` declares them (export does
+#: not import models).
+SIGNATURES = ("encode", "encode_probs", "decode", "reconstruct")
 
 __all__ = [
     "ExportError",
+    "ExportPlan",
     "SIGNATURES",
     "codes_layers",
     "export_keras_file",
     "export_model",
+    "export_plan",
     "model_codes",
     "next_version",
     "verify",
@@ -85,20 +110,41 @@ def next_version(model_dir):
     return max(versions, default=0) + 1
 
 
-def _plan(model, sample_inputs, codes_layer=None, decoder=None):
+def export_plan(model, sample_inputs, codes_layer=None, decoder=None):
+    """The `ExportPlan` of `model`: what exporting it writes and checks.
+
+    A Keras model with an `export_signatures` method exports with the
+    signatures it declares (`ModelSignaturesExport`); any other with those
+    of its codes layer (`AnyModelExport`). Building the plan checks the
+    model and the sample inputs and runs the model on them; nothing is
+    written.
+
+    Args:
+        model: The Keras model.
+        sample_inputs: As given to `export_model`.
+        codes_layer: As given to `export_model`.
+        decoder: As given to `export_model`.
+
+    Raises:
+        ExportError: With a one-line message, as `export_model`.
+    """
     if keras.backend.backend() != "tensorflow":
         raise ExportError(
             f"export runs on the TensorFlow backend, not {keras.backend.backend()!r}: save the "
             "model (model.save('model.keras')) and export it from a process with "
             "KERAS_BACKEND=tensorflow, e.g. keras-gumbel export model.keras"
         )
-    if is_paper_model(model):
-        return PaperModelExport(model, sample_inputs, codes_layer, decoder)
+    if isinstance(model, keras.Model) and has_export_signatures(model):
+        return ModelSignaturesExport(model, sample_inputs, codes_layer, decoder)
     return AnyModelExport(model, sample_inputs, codes_layer, decoder)
 
 
 def verify(directory, model, sample_inputs, use_cli=True, codes_layer=None, decoder=None):
     """Checks a SavedModel against the Keras model; raises ExportError.
+
+    Builds the model's export plan (see `export_plan`) and checks the
+    SavedModel against it, as `export_model` does before it publishes a
+    version.
 
     Args:
         directory: The SavedModel (version) directory.
@@ -112,7 +158,8 @@ def verify(directory, model, sample_inputs, use_cli=True, codes_layer=None, deco
         A dict describing the checks, written next to the export as
         `assets.extra/verification.json`.
     """
-    return verify_export(directory, _plan(model, sample_inputs, codes_layer, decoder), use_cli)
+    plan = export_plan(model, sample_inputs, codes_layer, decoder)
+    return verify_export(directory, plan, use_cli)
 
 
 def export_model(
@@ -129,15 +176,17 @@ def export_model(
 
     Args:
         model: A Keras model with a layer that has discrete codes (any kind:
-            functional, sequential, subclassed, nested), or one of the
-            package's `CategoricalVAE`, `BernoulliVAE` and
-            `StochasticBinaryNetwork`.
+            functional, sequential, subclassed, nested), or one that
+            declares its own signatures with an `export_signatures` method,
+            as the package's `CategoricalVAE`, `BernoulliVAE` and
+            `StochasticBinaryNetwork` do.
         base_path: The model base path a server watches.
         name: The model name (a directory under `base_path`).
         sample_inputs: Real inputs used to check the export: an array, a
             list or a dict of arrays (by input name), batch first; for the
             package's models, float images `[n, D]`. A subclassed model's
-            input signature is taken from them.
+            input signature is taken from them; for a model with its own
+            signatures they are the first signature's inputs.
         codes_layer: The layer whose codes `encode` serves, by name, path
             ("encoder/codes") or as the layer; needed when the model has
             several.
@@ -152,9 +201,9 @@ def export_model(
 
     Raises:
         ExportError: With a one-line message if the model has no (or no
-            chosen) codes layer, the sample inputs do not fit it, a
-            signature cannot be traced or the export does not verify. Then
-            no version is published.
+            chosen) codes layer or declares malformed signatures, the
+            sample inputs do not fit it, a signature cannot be traced or
+            the export does not verify. Then no version is published.
 
     Example:
 
@@ -162,7 +211,7 @@ def export_model(
     path = export_model(model, "exported", "my_model", x_test[:64])
     ```
     """
-    plan = _plan(model, sample_inputs, codes_layer, decoder)
+    plan = export_plan(model, sample_inputs, codes_layer, decoder)
     endpoints = plan.endpoints()
     model_dir = Path(base_path) / name
     version = version or next_version(model_dir)
@@ -182,9 +231,7 @@ def export_model(
     tmp = Path(tempfile.mkdtemp(dir=model_dir, prefix=".export-"))
     try:
         archive.write_out(str(tmp), verbose=False)
-        kwargs = {} if is_paper_model(model) else {"codes_layer": codes_layer, "decoder": decoder}
-        samples = plan.sample_images if is_paper_model(model) else sample_inputs
-        report = verify(tmp, model, samples, use_cli=verify_with_cli, **kwargs)
+        report = verify_export(tmp, plan, use_cli=verify_with_cli)
         extra = tmp / "assets.extra"
         extra.mkdir(exist_ok=True)
         report["contract"] = plan.contract(endpoints)

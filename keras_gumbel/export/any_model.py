@@ -27,6 +27,7 @@ import tensorflow as tf
 from keras_gumbel.export.codes_layers import choose_codes_layer
 from keras_gumbel.export.codes_layers import forward
 from keras_gumbel.export.errors import ExportError
+from keras_gumbel.export.plan import ExportPlan
 
 _AUTO_NAME = re.compile(r"keras_tensor(_\d+)?|input_layer(_\d+)?")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -177,8 +178,8 @@ def _numpy(tensors):
     return {k: np.asarray(keras.ops.convert_to_numpy(v)) for k, v in tensors.items()}
 
 
-class AnyModelExport:
-    """What `export_model` writes and checks for a model with a codes layer.
+class AnyModelExport(ExportPlan):
+    """The export plan of a model with a codes layer.
 
     Built before anything is written: it finds the codes layer, derives the
     input signature, checks that the sample inputs fit and runs the model

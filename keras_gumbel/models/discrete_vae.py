@@ -8,6 +8,7 @@ import tensorflow as tf
 from keras_gumbel import estimators as estimators_lib
 from keras_gumbel.models.compiled_update import CompiledUpdate
 from keras_gumbel.models.latent_sampler import LatentSampler
+from keras_gumbel.models.latent_signatures import LatentSignatures
 from keras_gumbel.models.latents import make_latent
 from keras_gumbel.models.step_function import OneStepFit
 
@@ -62,7 +63,7 @@ def check_units(name, units):
         )
 
 
-class DiscreteVAE(OneStepFit, CompiledUpdate, keras.Model):
+class DiscreteVAE(OneStepFit, CompiledUpdate, LatentSignatures, keras.Model):
     """VAE with a discrete latent layer, trained on binary data.
 
     `q(z|x)` is an MLP encoder followed by the latent logits; `p(x|z)` an MLP
@@ -83,7 +84,8 @@ class DiscreteVAE(OneStepFit, CompiledUpdate, keras.Model):
 
     Subclasses choose the latent family (`CategoricalVAE`, `BernoulliVAE`).
     The input size is taken from the data at build time; inputs may be
-    images of any shape and are flattened.
+    images of any shape and are flattened. `keras_gumbel.export` exports
+    it with the signatures of `export_signatures` (`LatentSignatures`).
     """
 
     def __init__(

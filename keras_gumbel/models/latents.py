@@ -58,6 +58,10 @@ class CategoricalLatent:
     def mode(self, logits):
         return tf.one_hot(tf.argmax(logits, axis=-1), self.num_classes, dtype=tf.float32)
 
+    def probs(self, logits):
+        """Class probabilities `[..., num_vars, num_classes]`: the softmax of the logits."""
+        return tf.nn.softmax(logits, axis=-1)
+
     def to_codes(self, sample):
         return tf.argmax(sample, axis=-1, output_type=tf.int64)
 
@@ -100,6 +104,11 @@ class BernoulliLatent:
 
     def mode(self, logits):
         return tf.cast(logits > 0, tf.float32)
+
+    def probs(self, logits):
+        """Probabilities `[1 - p, p]` of the codes 0 and 1 of each unit, `[..., num_vars, 2]`."""
+        p = tf.sigmoid(logits)
+        return tf.stack([1.0 - p, p], axis=-1)
 
     def to_codes(self, sample):
         return tf.cast(sample > 0.5, tf.int64)

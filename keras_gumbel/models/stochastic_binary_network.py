@@ -8,13 +8,14 @@ from keras_gumbel.models.compiled_update import CompiledUpdate
 from keras_gumbel.models.discrete_vae import bernoulli_log_likelihood
 from keras_gumbel.models.discrete_vae import step_logs
 from keras_gumbel.models.latent_sampler import LatentSampler
+from keras_gumbel.models.latent_signatures import LatentSignatures
 from keras_gumbel.models.latents import make_latent
 from keras_gumbel.models.step_function import OneStepFit
 from keras_gumbel.serialization import register
 
 
 @register
-class StochasticBinaryNetwork(OneStepFit, CompiledUpdate, keras.Model):
+class StochasticBinaryNetwork(OneStepFit, CompiledUpdate, LatentSignatures, keras.Model):
     """Predicts one binary vector from another through stochastic layers.
 
     The paper's structured output task: model the lower half of a binarized
@@ -33,7 +34,9 @@ class StochasticBinaryNetwork(OneStepFit, CompiledUpdate, keras.Model):
     `keras_gumbel.models.evaluation.importance_bound` over `log_weights`.
 
     Data: `(x_upper, x_lower)` pairs, e.g. from
-    `keras_gumbel.datasets.split_halves`.
+    `keras_gumbel.datasets.split_halves`. `keras_gumbel.export` exports the
+    network with the signatures of `export_signatures`
+    (`LatentSignatures`), on upper halves as `images`.
 
     Args:
         latent: `"bernoulli"` or `"categorical"`.
@@ -260,13 +263,21 @@ class StochasticBinaryNetwork(OneStepFit, CompiledUpdate, keras.Model):
         )
         return tf.reshape(bernoulli_log_likelihood(targets, logits), [num_samples, -1])
 
+    def latent_logits(self, x_upper):
+        """Logits of the last stochastic layer, `[batch, *latent.logits_shape]`.
+
+        Along the deterministic path: each layer before the last takes the
+        mode of the one above it, as in `encode`.
+        """
+        self._ensure_built(x_upper)
+        logits = self._layer_logits(0, tf.cast(x_upper, tf.float32))
+        for i in range(1, self.num_layers):
+            logits = self._layer_logits(i, self.latent.mode(logits))
+        return logits
+
     def encode(self, x_upper):
         """Deterministic codes of the last stochastic layer, `[batch, num_vars]`."""
-        self._ensure_built(x_upper)
-        h = tf.cast(x_upper, tf.float32)
-        for i in range(self.num_layers):
-            h = self.latent.mode(self._layer_logits(i, h))
-        return self.latent.to_codes(h)
+        return self.latent.to_codes(self.latent.mode(self.latent_logits(x_upper)))
 
     def decode(self, codes):
         """Bernoulli means of the lower half for last-layer codes."""

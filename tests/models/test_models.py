@@ -18,7 +18,9 @@ if BACKEND == "tensorflow":
     from keras_gumbel.datasets import load
     from keras_gumbel.datasets import make_dataset
     from keras_gumbel.datasets import split_halves
+    from keras_gumbel.models import BernoulliLatent
     from keras_gumbel.models import BernoulliVAE
+    from keras_gumbel.models import CategoricalLatent
     from keras_gumbel.models import CategoricalVAE
     from keras_gumbel.models import StochasticBinaryNetwork
     from keras_gumbel.models import importance_bound
@@ -180,3 +182,28 @@ def test_sbn_trains_and_predicts_lower_halves(latent):
 def test_bad_model_arguments(factory, pattern):
     with pytest.raises(ValueError, match=pattern):
         factory()
+
+
+def test_sbn_latent_logits_are_the_last_layers_along_the_mode_path():
+    model = StochasticBinaryNetwork("categorical", num_vars=4, num_classes=3, seed=0)
+    x = np.random.default_rng(0).random((5, 12)).astype("float32")
+    logits = model.latent_logits(x).numpy()
+    assert logits.shape == (5, 4, 3)
+    # Layer 1's logits, their mode (one-hot), then layer 2's logits of it.
+    first = model.to_logits[0](x).numpy().reshape(5, 4, 3)
+    mode = np.eye(3, dtype="float32")[first.argmax(-1)].reshape(5, 12)
+    np.testing.assert_allclose(logits, model.to_logits[1](mode).numpy().reshape(5, 4, 3), 1e-6)
+    np.testing.assert_array_equal(model.encode(x).numpy(), logits.argmax(-1))
+
+
+def test_latent_probs_are_those_of_the_codes():
+    logits = np.array([[[2.0, 0.0, -1.0], [0.5, 0.5, 3.0]]], "float32")
+    exp = np.exp(logits)
+    np.testing.assert_allclose(
+        CategoricalLatent(2, 3).probs(logits).numpy(), exp / exp.sum(-1, keepdims=True), 1e-6
+    )
+    bits = np.array([[-2.0, 0.0, 3.0]], "float32")
+    p = 1.0 / (1.0 + np.exp(-bits))
+    probs = BernoulliLatent(3).probs(bits).numpy()
+    # The probability of code 0 first, of code 1 second.
+    np.testing.assert_allclose(probs, np.stack([1.0 - p, p], -1), 1e-6)
