@@ -14,16 +14,20 @@ from keras_gumbel import schedules
 from keras_gumbel.callbacks import TemperatureScheduler
 from keras_gumbel.layers import ConcreteSelect
 from keras_gumbel.layers import GumbelSigmoid
+from keras_gumbel.layers import GumbelSinkhorn
 from keras_gumbel.layers import GumbelSoftmax
 from keras_gumbel.layers import GumbelTopK
 from keras_gumbel.layers import GumbelVectorQuantizer
+from keras_gumbel.layers import RelaxedSort
 
 __all__ = [
     "ConcreteSelect",
     "GumbelSigmoid",
+    "GumbelSinkhorn",
     "GumbelSoftmax",
     "GumbelTopK",
     "GumbelVectorQuantizer",
+    "RelaxedSort",
     "TemperatureScheduler",
     "callbacks",
     "layers",
