@@ -82,12 +82,18 @@ def _check_noise_factor(noise_factor):
         )
 
 
+def _sinkhorn_step(_, z):
+    z = z - ops.logsumexp(z, axis=-2, keepdims=True)  # columns
+    return z - ops.logsumexp(z, axis=-1, keepdims=True)  # rows, last
+
+
 def _sinkhorn_float32(z, num_iters):
-    """Log-domain Sinkhorn on float32 scores; returns the log of the result."""
-    for _ in range(num_iters):
-        z = z - ops.logsumexp(z, axis=-2, keepdims=True)  # columns
-        z = z - ops.logsumexp(z, axis=-1, keepdims=True)  # rows, last
-    return z
+    """Log-domain Sinkhorn on float32 scores; returns the log of the result.
+
+    A loop rather than unrolled Python steps: XLA on CPU took 20 seconds to
+    compile 20 unrolled iterations (and minutes for 60), the loop about one.
+    """
+    return ops.fori_loop(0, num_iters, _sinkhorn_step, z)
 
 
 def sinkhorn(log_alpha, num_iters=20):
@@ -113,12 +119,14 @@ def sinkhorn(log_alpha, num_iters=20):
     geometrically, at a rate set by the spread of the scores (Birkhoff's
     contraction coefficient `tanh(D / 4)` with `D` at most four times the
     largest `|log_alpha|`), so the column error after `num_iters` depends on
-    the input: for standard-normal scores and n <= 50 it is below 1e-4
-    after the default 20 iterations (tested; about 1e-5 measured), but for
-    the same scores times 3 (i.e. tau = 1/3) it is still about 0.04 and
-    times 10 about 0.4. Widely spread scores (small temperatures) need many
-    more iterations; until then the result is row-stochastic with columns
-    only approximately normalized.
+    the input and shrinks as n grows. For standard-normal scores, after
+    the default 20 iterations, the largest column error over 2,000 draws
+    was 3e-3 at n = 2, 6e-4 at n = 3, 8e-5 at n = 5 and below float32
+    rounding from n = 10 (the tests bound it by 5e-3 at n = 2, 1e-3 at
+    n = 5 and 1e-5 at n >= 20); the same scores times 3 (i.e. tau = 1/3)
+    still leave about 0.04, and times 10 about 0.4. Widely spread scores
+    (small temperatures) need many more iterations; until then the result
+    is row-stochastic with columns only approximately normalized.
 
     Args:
         log_alpha: Float tensor `[..., n, n]` of scores. Float16 and bfloat16
