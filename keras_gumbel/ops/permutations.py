@@ -37,6 +37,7 @@ References:
 
 import numbers
 
+import keras
 from keras import ops
 
 from keras_gumbel.ops.relaxed import _check_temperature
@@ -92,7 +93,18 @@ def _sinkhorn_float32(z, num_iters):
 
     A loop rather than unrolled Python steps: XLA on CPU took 20 seconds to
     compile 20 unrolled iterations (and minutes for 60), the loop about one.
+    On TensorFlow the loop states its trip count (`maximum_iterations`),
+    without which XLA cannot size the gradient's stacks; on JAX `fori_loop`
+    with static bounds is a differentiable scan, where a `while_loop` would
+    not be reverse-differentiable.
     """
+    if keras.backend.backend() == "tensorflow":
+        return ops.while_loop(
+            lambda i, z: i < num_iters,
+            lambda i, z: (i + 1, _sinkhorn_step(i, z)),
+            (0, z),
+            maximum_iterations=num_iters,
+        )[1]
     return ops.fori_loop(0, num_iters, _sinkhorn_step, z)
 
 
