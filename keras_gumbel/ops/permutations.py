@@ -322,6 +322,38 @@ def _hungarian(cost):
     return ops.cast(ops.argsort(p[:, 1:], axis=-1), "int32")
 
 
+_COMPILED = {}
+
+
+def _compiled_hungarian():
+    """`_hungarian`, compiled once per backend for eager calls.
+
+    Run eagerly, the loops would go op by op through Python on TensorFlow,
+    and on JAX every call would trace and compile new loop bodies; compiled
+    once at module level, each input shape is traced once and cached. Inside
+    a caller's compiled function (a `tf.function`, `jax.jit`, a SavedModel)
+    the compiled function is inlined.
+    """
+    backend = keras.backend.backend()
+    if backend not in _COMPILED:
+        if backend == "jax":
+            import jax
+
+            _COMPILED[backend] = jax.jit(_hungarian)
+        elif backend == "tensorflow":
+            import tensorflow as tf
+
+            graph = tf.function(_hungarian, autograph=False)
+
+            def hungarian(cost):
+                return graph(cost) if tf.executing_eagerly() else _hungarian(cost)
+
+            _COMPILED[backend] = hungarian
+        else:
+            _COMPILED[backend] = _hungarian
+    return _COMPILED[backend]
+
+
 def matching(log_alpha):
     """The exact maximum-weight permutation of each score matrix.
 
@@ -373,7 +405,7 @@ def matching(log_alpha):
     n = _check_square("log_alpha", log_alpha)
     batch_shape = ops.shape(log_alpha)[:-2]
     cost = -ops.reshape(ops.stop_gradient(ops.cast(log_alpha, "float32")), (-1, n, n))
-    perm = _hungarian(cost)
+    perm = _compiled_hungarian()(cost)
     return ops.reshape(perm, tuple(batch_shape) + (n,))
 
 
