@@ -15,17 +15,21 @@ from keras_gumbel.callbacks import CodeUsage
 from keras_gumbel.callbacks import TemperatureScheduler
 from keras_gumbel.layers import ConcreteSelect
 from keras_gumbel.layers import GumbelSigmoid
+from keras_gumbel.layers import GumbelSinkhorn
 from keras_gumbel.layers import GumbelSoftmax
 from keras_gumbel.layers import GumbelTopK
 from keras_gumbel.layers import GumbelVectorQuantizer
+from keras_gumbel.layers import RelaxedSort
 
 __all__ = [
     "CodeUsage",
     "ConcreteSelect",
     "GumbelSigmoid",
+    "GumbelSinkhorn",
     "GumbelSoftmax",
     "GumbelTopK",
     "GumbelVectorQuantizer",
+    "RelaxedSort",
     "TemperatureScheduler",
     "callbacks",
     "layers",
