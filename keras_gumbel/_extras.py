@@ -49,7 +49,12 @@ class MissingExtraError(ImportError):
 def missing_module(extra, modules=None):
     """The first of `modules` (default: all of `extra`'s) that is not installed, or None."""
     for name in EXTRA_MODULES[extra] if modules is None else modules:
-        if importlib.util.find_spec(name) is None:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            # ValueError: `sys.modules[name] = None`, the standard way to block an import.
+            found = False
+        if not found:
             return name
     return None
 

@@ -523,7 +523,7 @@ def build_parser():
 def _missing_extra(command):
     """The one-line error of `command` if its extra is not installed, else None."""
     try:
-        _extras().require_extra(f"keras-gumbel {command}", COMMAND_EXTRAS[command])
+        _extras().require_extra("this command", COMMAND_EXTRAS[command])
     except _extras().MissingExtraError as error:
         return f"keras-gumbel {command}: error: {error}"
     return None
