@@ -46,9 +46,17 @@ class MissingExtraError(ImportError):
     """
 
 
+def _modules_of(extra):
+    """The modules of `extra`, or of every extra in a list such as `"paper,serving"`."""
+    modules = []
+    for name in extra.split(","):
+        modules += [m for m in EXTRA_MODULES[name] if m not in modules]
+    return modules
+
+
 def missing_module(extra, modules=None):
     """The first of `modules` (default: all of `extra`'s) that is not installed, or None."""
-    for name in EXTRA_MODULES[extra] if modules is None else modules:
+    for name in _modules_of(extra) if modules is None else modules:
         try:
             found = importlib.util.find_spec(name) is not None
         except (ImportError, ValueError):
@@ -65,7 +73,8 @@ def require_extra(feature, extra, modules=None):
     Args:
         feature: str. What needs them, as the user called it, e.g.
             `"keras_gumbel.models"` or `"keras-gumbel train"`.
-        extra: str. The extra that installs them: a key of `EXTRA_MODULES`.
+        extra: str. The extra that installs them: a key of `EXTRA_MODULES`,
+            or several, comma-separated, as pip takes them (`"paper,serving"`).
         modules: Sequence of top-level module names, or None for every
             module of `extra`.
 

@@ -19,7 +19,8 @@ MODELS = ("categorical-vae", "bernoulli-vae", "sbn-bernoulli", "sbn-categorical"
 COMMAND_EXTRAS = {
     "train": "paper",
     "evaluate": "paper",
-    "demo": "paper",
+    # The demo trains, then exports, serves and encodes.
+    "demo": "paper,serving",
     "export": "serving",
     "serve": "serving",
     "encode": "serving",

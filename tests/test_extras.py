@@ -71,6 +71,13 @@ def test_require_extra_names_the_extra_in_one_line():
     )
     assert isinstance(info.value, ImportError)
     assert info.value.name == "no_such_module_kg"
+    # Several extras, as pip takes them: the modules of both are checked.
+    with pytest.raises(_extras.MissingExtraError, match=r"\[paper,serving\]'$"):
+        _extras.require_extra("x", "paper,serving", modules=("json", "no_such_module_kg"))
+    assert _extras._modules_of("paper,serving")[-2:] == ["grpc", "tensorflow_serving"]
+    assert len(set(_extras._modules_of("paper,serving"))) == len(
+        _extras._modules_of("paper,serving")
+    )
     # Installed modules pass; the first missing one is named.
     _extras.require_extra("x", "paper", modules=("json", "os"))
     assert _extras.missing_module("paper", ("json", "no_such_module_kg", "os")) == (
@@ -169,7 +176,7 @@ print(json.dumps(out))
     ("argv", "extra"),
     [
         (["train", "categorical-vae", "-o", "unused"], "paper"),
-        (["demo"], "paper"),
+        (["demo"], "paper,serving"),
         (["export", "unused", "--base-path", "unused"], "serving"),
         (["serve", "--port", "0"], "serving"),
     ],

@@ -17,6 +17,7 @@ import os
 import re
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -80,6 +81,9 @@ def test_wheel_and_sdist_pass_the_release_checks(dist):
         "keras_gumbel/datasets/data/make_mnist_sample.py",
         "keras_gumbel_cli.py",
     } <= names
+    with tarfile.open(sdist) as archive:
+        top = archive.getnames()[0].split("/")[0]
+        assert {f"{top}/CHANGELOG.md", f"{top}/keras_gumbel/py.typed"} <= set(archive.getnames())
     # Only keras and numpy are unconditional; TensorFlow comes with an extra.
     unconditional = [
         line.split(":", 1)[1].strip()
