@@ -11,6 +11,7 @@ from keras_gumbel import callbacks
 from keras_gumbel import layers
 from keras_gumbel import ops
 from keras_gumbel import schedules
+from keras_gumbel.callbacks import CodeUsage
 from keras_gumbel.callbacks import TemperatureScheduler
 from keras_gumbel.layers import ConcreteSelect
 from keras_gumbel.layers import GumbelSigmoid
@@ -19,6 +20,7 @@ from keras_gumbel.layers import GumbelTopK
 from keras_gumbel.layers import GumbelVectorQuantizer
 
 __all__ = [
+    "CodeUsage",
     "ConcreteSelect",
     "GumbelSigmoid",
     "GumbelSoftmax",

@@ -32,8 +32,8 @@ from keras_gumbel._extras import require_extra
 from keras_gumbel.estimators.estimator import check_kind
 from keras_gumbel.estimators.estimator import log_prob
 
-# Enumeration beyond this many configurations is refused: the exact
-# gradient would cost more than the estimates it checks.
+#: The most configurations `exact_gradient` enumerates: beyond it the exact
+#: gradient would cost more than the estimates it checks, so it is refused.
 MAX_CONFIGURATIONS = 1 << 16
 
 
@@ -236,11 +236,14 @@ def gradient_bias_variance(
 
     Example:
 
+    >>> import numpy as np
+    >>> import tensorflow as tf
+    >>> from keras_gumbel.diagnostics import gradient_bias_variance
     >>> result = gradient_bias_variance(
     ...     "gumbel_softmax", np.zeros((2, 3)), lambda z: tf.reduce_sum(z[:, :, 0] ** 2, -1),
     ...     temperatures=[0.5, 1.0], num_samples=2000)
-    >>> result.bias_norm.shape
-    (2,)
+    >>> result.exact.shape, result.mean.shape, result.bias_norm.shape
+    ((2, 3), (2, 2, 3), (2,))
     """
     tf = _tf()
     logits = _check_logits(logits, kind)

@@ -29,6 +29,16 @@ from keras_gumbel.validation import check_positive_float
 from keras_gumbel.validation import check_positive_int
 from keras_gumbel.validation import is_number
 
+__all__ = [
+    "Constant",
+    "CosineDecay",
+    "ExponentialDecay",
+    "GeometricDecay",
+    "LinearDecay",
+    "TemperatureSchedule",
+    "get",
+]
+
 
 def _check_step(step):
     if not is_number(step) or step < 0:
@@ -40,7 +50,28 @@ def _check_step(step):
 
 
 class TemperatureSchedule:
-    """Base class: a callable from the global step to a temperature > 0."""
+    """Base class: a callable from the global step to a temperature > 0.
+
+    Subclasses implement `__call__(step)` in plain Python and `get_config()`
+    (the arguments of `__init__`); `from_config` and `__repr__` come from
+    here. Decorate a subclass with
+    `keras.saving.register_keras_serializable()` to save it in a model's
+    callbacks config.
+
+    Example:
+
+    >>> from keras_gumbel.schedules import TemperatureSchedule
+    >>> class Halving(TemperatureSchedule):
+    ...     def __init__(self, every=1000):
+    ...         self.every = every
+    ...     def __call__(self, step):
+    ...         return 0.5 ** (step // self.every)
+    ...     def get_config(self):
+    ...         return {"every": self.every}
+    >>> schedule = Halving(every=100)
+    >>> schedule, [schedule(step) for step in (0, 150, 250)]
+    (Halving(every=100), [1.0, 0.5, 0.25])
+    """
 
     def __call__(self, step):
         raise NotImplementedError
@@ -62,7 +93,14 @@ class Constant(TemperatureSchedule):
     """A fixed temperature, e.g. tau = 1 for the paper's binary networks.
 
     Args:
-        value: Float > 0.
+        value: Float > 0. Defaults to 1.0.
+
+    Example:
+
+    >>> from keras_gumbel.schedules import Constant
+    >>> schedule = Constant(0.7)
+    >>> schedule(0), schedule(10**6)
+    (0.7, 0.7)
     """
 
     def __init__(self, value=1.0):
@@ -94,10 +132,13 @@ class ExponentialDecay(TemperatureSchedule):
 
     Example:
 
+    The temperature is held for `interval` steps, then decays to its floor:
+
+    >>> from keras_gumbel.schedules import ExponentialDecay
     >>> schedule = ExponentialDecay(initial=1.0, rate=1e-4, minimum=0.5,
     ...                             interval=500)
-    >>> round(schedule(1000), 4)
-    0.9048
+    >>> [round(schedule(step), 4) for step in (0, 499, 500, 1000, 10000)]
+    [1.0, 1.0, 0.9512, 0.9048, 0.5]
     """
 
     def __init__(self, initial=1.0, rate=3e-5, minimum=0.5, interval=1000):
@@ -135,6 +176,16 @@ class GeometricDecay(TemperatureSchedule):
         initial: Float > 0. Defaults to 2.0.
         decay: Float in (0, 1]. Multiplier per step. Defaults to 0.999995.
         minimum: Float > 0. Defaults to 0.5.
+
+    Example:
+
+    The defaults are wav2vec 2.0's schedule, which reaches its floor of 0.5
+    after about 277,000 steps:
+
+    >>> from keras_gumbel.schedules import GeometricDecay
+    >>> schedule = GeometricDecay()
+    >>> [round(schedule(step), 4) for step in (0, 100000, 300000)]
+    [2.0, 1.2131, 0.5]
     """
 
     def __init__(self, initial=2.0, decay=0.999995, minimum=0.5):
@@ -188,6 +239,13 @@ class LinearDecay(_Interpolation):
         initial: Float > 0. Defaults to 1.0.
         final: Float > 0. Defaults to 0.5.
         steps: Integer >= 1. Defaults to 10000.
+
+    Example:
+
+    >>> from keras_gumbel.schedules import LinearDecay
+    >>> schedule = LinearDecay(initial=1.0, final=0.5, steps=1000)
+    >>> [schedule(step) for step in (0, 250, 500, 1000, 5000)]
+    [1.0, 0.875, 0.75, 0.5, 0.5]
     """
 
     def _remaining(self, fraction):
@@ -202,6 +260,15 @@ class CosineDecay(_Interpolation):
         initial: Float > 0. Defaults to 1.0.
         final: Float > 0. Defaults to 0.5.
         steps: Integer >= 1. Defaults to 10000.
+
+    Example:
+
+    Slower than `LinearDecay` at both ends, and equal to it half-way:
+
+    >>> from keras_gumbel.schedules import CosineDecay
+    >>> schedule = CosineDecay(initial=1.0, final=0.5, steps=1000)
+    >>> [round(schedule(step), 4) for step in (0, 250, 500, 1000, 5000)]
+    [1.0, 0.9268, 0.75, 0.5, 0.5]
     """
 
     def _remaining(self, fraction):
@@ -230,6 +297,18 @@ def get(identifier, **kwargs):
 
     Returns:
         A callable `step -> temperature`.
+
+    Example:
+
+    >>> import keras
+    >>> from keras_gumbel import schedules
+    >>> schedules.get("linear", steps=100)
+    LinearDecay(initial=1.0, final=0.5, steps=100)
+    >>> config = keras.saving.serialize_keras_object(schedules.CosineDecay(steps=100))
+    >>> schedules.get(config)
+    CosineDecay(initial=1.0, final=0.5, steps=100)
+    >>> schedules.get(lambda step: 1.0 / (1 + step))(3)
+    0.25
     """
     if isinstance(identifier, str):
         if identifier not in _NAMES:

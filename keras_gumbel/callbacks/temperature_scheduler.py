@@ -9,8 +9,34 @@ from keras_gumbel import schedules as schedules_lib
 
 
 def temperature_layers(model):
-    """Every layer of `model` (nested models and sublayers included) that
-    carries a `temperature_variable`, in a stable order."""
+    """Every layer of `model` that carries a `temperature_variable`.
+
+    Nested models and sublayers of custom layers are included, in a stable
+    order (that of Keras's own walk over the model's weights). These are
+    the layers `TemperatureScheduler` anneals by default.
+
+    Args:
+        model: A Keras model.
+
+    Returns:
+        A list of layers.
+
+    Example:
+
+    >>> import keras
+    >>> from keras_gumbel.callbacks import temperature_layers
+    >>> from keras_gumbel.layers import GumbelSigmoid
+    >>> from keras_gumbel.layers import GumbelSoftmax
+    >>> inner = keras.Sequential([GumbelSigmoid(name="bits")], name="inner")
+    >>> model = keras.Sequential([
+    ...     keras.Input((4,)),
+    ...     keras.layers.Dense(4),
+    ...     GumbelSoftmax(name="codes"),
+    ...     inner,
+    ... ])
+    >>> [layer.name for layer in temperature_layers(model)]
+    ['codes', 'bits']
+    """
     # `_flatten_layers` is the walk Keras itself uses for weights; it reaches
     # sublayers of custom layers, which `model.layers` does not list.
     return [
@@ -63,14 +89,31 @@ class TemperatureScheduler(keras.callbacks.Callback):
 
     Example:
 
-    ```python
-    model.fit(
-        x, y, epochs=10,
-        callbacks=[TemperatureScheduler(
-            keras_gumbel.schedules.ExponentialDecay(
-                initial=1.0, rate=1e-4, minimum=0.5, interval=500))],
-    )
-    ```
+    Two epochs of two steps each, with a temperature that falls linearly
+    from 1 to 0.5 over the four steps:
+
+    >>> import keras
+    >>> import numpy as np
+    >>> from keras_gumbel.callbacks import TemperatureScheduler
+    >>> from keras_gumbel.layers import GumbelSoftmax
+    >>> from keras_gumbel.schedules import LinearDecay
+    >>> model = keras.Sequential([
+    ...     keras.Input((3,)),
+    ...     keras.layers.Dense(5),
+    ...     GumbelSoftmax(name="codes", seed=0),
+    ... ])
+    >>> model.compile(optimizer="sgd", loss="mse")
+    >>> x = np.random.default_rng(0).normal(size=(8, 3)).astype("float32")
+    >>> y = np.full((8, 5), 0.2, dtype="float32")
+    >>> scheduler = TemperatureScheduler(LinearDecay(initial=1.0, final=0.5, steps=4))
+    >>> history = model.fit(x, y, batch_size=4, epochs=2, callbacks=[scheduler], verbose=0)
+    >>> history.history["temperature"]
+    [0.75, 0.5]
+    >>> float(keras.ops.convert_to_numpy(model.get_layer("codes").temperature_variable))
+    0.5
+
+    For the paper's schedule, pass
+    `keras_gumbel.schedules.ExponentialDecay(rate=1e-4, interval=500)`.
     """
 
     # See `on_train_batch_end`.

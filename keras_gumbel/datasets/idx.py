@@ -81,6 +81,24 @@ def read_idx(path):
 
     Example:
 
+    A file of two 3 x 4 unsigned-byte images (type code 0x08, 3 dimensions):
+
+    >>> import os
+    >>> import struct
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from keras_gumbel.datasets import read_idx
+    >>> images = np.arange(24, dtype="uint8").reshape(2, 3, 4)
+    >>> path = os.path.join(tempfile.mkdtemp(), "images-idx3-ubyte")
+    >>> with open(path, "wb") as f:
+    ...     _ = f.write(bytes([0, 0, 0x08, 3]) + struct.pack(">3i", 2, 3, 4) + images.tobytes())
+    >>> loaded = read_idx(path)
+    >>> loaded.shape, loaded.dtype, bool(np.array_equal(loaded, images))
+    ((2, 3, 4), dtype('uint8'), True)
+
+    The Fashion-MNIST training images, a download not shipped with the
+    package (hence skipped when the examples are tested):
+
     >>> images = read_idx("train-images-idx3-ubyte.gz")  # doctest: +SKIP
     >>> images.shape, images.dtype  # doctest: +SKIP
     ((60000, 28, 28), dtype('uint8'))

@@ -34,8 +34,9 @@ class ImageData:
 
     Example:
 
-    >>> data = load("mnist-sample")  # doctest: +SKIP
-    >>> data.x_train.shape, data.image_shape  # doctest: +SKIP
+    >>> from keras_gumbel.datasets import load
+    >>> data = load("mnist-sample")
+    >>> data.x_train.shape, data.image_shape
     ((3500, 28, 28), (28, 28))
     """
 

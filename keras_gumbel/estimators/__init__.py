@@ -36,6 +36,7 @@ from keras_gumbel.estimators.pathwise import StraightThroughEstimator
 from keras_gumbel.estimators.reinmax import ReinMaxEstimator
 from keras_gumbel.estimators.score_function import ScoreFunctionEstimator
 
+#: Every estimator class by its name, the names `get` and the models accept.
 ESTIMATORS = {
     cls.name: cls
     for cls in (

@@ -21,6 +21,15 @@ KINDS = ("categorical", "bernoulli")
 
 
 def check_kind(kind, supported=KINDS):
+    """Raises a `ValueError` unless `kind` is one of `supported`.
+
+    Args:
+        kind: The latent kind to check, e.g. `"categorical"`.
+        supported: Tuple of the accepted kinds. Defaults to `KINDS`.
+
+    Raises:
+        ValueError: If `kind` is not supported, in Keras's message format.
+    """
     if kind not in supported:
         raise ValueError(
             "Invalid value received for argument `kind`. Expected one of "

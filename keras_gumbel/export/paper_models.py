@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from keras_gumbel.export.errors import ExportError
 
+#: The signatures an export of the package's own models serves.
 SIGNATURES = ("encode", "encode_probs", "decode", "reconstruct")
 
 

@@ -78,10 +78,23 @@ class ConcreteSelect(TemperatureLayer):
 
     Example:
 
+    In training each output is a relaxed mixture of the features (their
+    weights sum to 1, so constant inputs pass through unchanged):
+
+    >>> import keras
+    >>> import numpy as np
+    >>> from keras_gumbel.layers import ConcreteSelect
     >>> layer = ConcreteSelect(num_selected=3, seed=0)
-    >>> y = layer(keras.ops.ones((4, 20)), training=True)
-    >>> tuple(y.shape), layer.selected_indices().shape
-    ((4, 3), (3,))
+    >>> y = keras.ops.convert_to_numpy(layer(keras.ops.ones((4, 20)), training=True))
+    >>> y.shape, bool(np.allclose(y, 1.0, atol=1e-5))
+    ((4, 3), True)
+
+    At inference the outputs are exactly the selected features:
+
+    >>> x = np.arange(40, dtype="float32").reshape(2, 20)
+    >>> selected = layer.selected_indices()
+    >>> selected.shape, bool(np.array_equal(keras.ops.convert_to_numpy(layer(x)), x[:, selected]))
+    ((3,), True)
 
     Reference:
         - Abid, Balın & Zou, "Concrete Autoencoders: Differentiable Feature
@@ -204,10 +217,16 @@ class ConcreteSelect(TemperatureLayer):
 
         Example:
 
+        >>> import keras
+        >>> import numpy as np
+        >>> from keras_gumbel.layers import ConcreteSelect
         >>> layer = ConcreteSelect(num_selected=2)
         >>> out = layer.discrete_codes(keras.ops.ones((3, 5)))
         >>> tuple(out["codes"].shape), tuple(out["probs"].shape)
         ((3, 2), (3, 2, 5))
+        >>> codes = keras.ops.convert_to_numpy(out["codes"])
+        >>> bool(np.all(codes == layer.selected_indices()))
+        True
         """
         check_float_tensor("inputs", inputs)
         if not self.built:

@@ -65,10 +65,25 @@ class GumbelSoftmax(TemperatureLayer):
 
     Example:
 
+    In training, hard samples are one-hot along the class axis:
+
+    >>> import keras
+    >>> import numpy as np
+    >>> from keras_gumbel.layers import GumbelSoftmax
     >>> layer = GumbelSoftmax(temperature=0.5, hard=True, seed=0)
-    >>> codes = layer(keras.ops.zeros((2, 20, 10)), training=True)
-    >>> tuple(codes.shape)
-    (2, 20, 10)
+    >>> codes = keras.ops.convert_to_numpy(layer(keras.ops.zeros((2, 20, 10)), training=True))
+    >>> codes.shape, np.unique(codes).tolist(), np.unique(codes.sum(axis=-1)).tolist()
+    ((2, 20, 10), [0.0, 1.0], [1.0])
+
+    At inference the output is deterministic: the one-hot argmax, or
+    `softmax(logits / tau)` for a soft layer:
+
+    >>> logits = keras.ops.array([[0.0, 2.0, 1.0]])
+    >>> keras.ops.convert_to_numpy(layer(logits)).tolist()
+    [[0.0, 1.0, 0.0]]
+    >>> soft = GumbelSoftmax(temperature=2.0)
+    >>> keras.ops.convert_to_numpy(soft(logits)).astype("float64").round(4).tolist()
+    [[0.1863, 0.5065, 0.3072]]
 
     Reference:
         - Jang, Gu & Poole, "Categorical Reparameterization with
@@ -153,10 +168,15 @@ class GumbelSoftmax(TemperatureLayer):
 
         Example:
 
+        >>> import keras
+        >>> from keras_gumbel.layers import GumbelSoftmax
         >>> layer = GumbelSoftmax(hard=True)
         >>> out = layer.discrete_codes(keras.ops.array([[0.0, 2.0, 1.0]]))
-        >>> keras.ops.convert_to_numpy(out["codes"])
-        array([1])
+        >>> out = {key: keras.ops.convert_to_numpy(value) for key, value in out.items()}
+        >>> out["codes"].tolist(), out["one_hot"].tolist()
+        ([1], [[0.0, 1.0, 0.0]])
+        >>> out["probs"].astype("float64").round(4).tolist()
+        [[0.09, 0.6652, 0.2447]]
         """
         check_float_tensor("inputs", inputs)
         mask = self._class_mask(inputs, mask)

@@ -74,10 +74,22 @@ class GumbelTopK(TemperatureLayer):
 
     Example:
 
+    In training, hard samples are k-hot vectors of k distinct classes:
+
+    >>> import keras
+    >>> import numpy as np
+    >>> from keras_gumbel.layers import GumbelTopK
     >>> layer = GumbelTopK(k=3, temperature=0.5, hard=True, seed=0)
-    >>> y = layer(keras.ops.zeros((2, 10)), training=True)
-    >>> [float(t) for t in keras.ops.sum(y, axis=-1)]
-    [3.0, 3.0]
+    >>> y = keras.ops.convert_to_numpy(layer(keras.ops.zeros((2, 10)), training=True))
+    >>> np.unique(y).tolist(), y.sum(axis=-1).tolist()
+    ([0.0, 1.0], [3.0, 3.0])
+
+    At inference a hard layer returns the k-hot vector of the k largest
+    logits, without random numbers:
+
+    >>> logits = keras.ops.array([[0.1, 2.0, 1.0, 3.0]])
+    >>> keras.ops.convert_to_numpy(GumbelTopK(k=2, hard=True)(logits)).tolist()
+    [[0.0, 1.0, 0.0, 1.0]]
 
     Reference:
         - Xie & Ermon, "Reparameterizable Subset Sampling via Continuous
@@ -178,10 +190,13 @@ class GumbelTopK(TemperatureLayer):
 
         Example:
 
+        >>> import keras
+        >>> from keras_gumbel.layers import GumbelTopK
         >>> layer = GumbelTopK(k=2)
         >>> out = layer.discrete_codes(keras.ops.array([[0.0, 2.0, 1.0]]))
-        >>> keras.ops.convert_to_numpy(out["codes"]).tolist()
-        [[1, 2]]
+        >>> out = {key: keras.ops.convert_to_numpy(value) for key, value in out.items()}
+        >>> out["codes"].tolist(), out["one_hot"].tolist()
+        ([[1, 2]], [[0.0, 1.0, 1.0]])
         """
         check_float_tensor("inputs", inputs)
         mask = self._class_mask(inputs, mask)

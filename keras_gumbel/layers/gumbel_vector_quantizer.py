@@ -106,6 +106,9 @@ class GumbelVectorQuantizer(TemperatureLayer):
 
     Example:
 
+    >>> import keras
+    >>> import numpy as np
+    >>> from keras_gumbel.layers import GumbelVectorQuantizer
     >>> quantizer = GumbelVectorQuantizer(num_groups=2, num_vars=8,
     ...                                   codevector_dim=16, seed=0)
     >>> features = keras.random.normal((2, 50, 32), seed=1)
@@ -114,6 +117,15 @@ class GumbelVectorQuantizer(TemperatureLayer):
     >>> codes = quantizer.discrete_codes(features)
     >>> tuple(codes["codes"].shape), tuple(codes["probs"].shape)
     ((2, 50, 2), (2, 50, 2, 8))
+
+    At inference each group contributes its code vector of the largest
+    logit, so the output is the codebook looked up at the codes:
+
+    >>> table = keras.ops.convert_to_numpy(quantizer.codevectors).reshape(2, 8, 8)
+    >>> c = keras.ops.convert_to_numpy(codes["codes"])
+    >>> expected = np.concatenate([table[0][c[..., 0]], table[1][c[..., 1]]], axis=-1)
+    >>> bool(np.allclose(keras.ops.convert_to_numpy(quantizer(features)), expected))
+    True
 
     Reference:
         - Baevski, Zhou, Mohamed & Auli, "wav2vec 2.0: A Framework for
@@ -125,6 +137,8 @@ class GumbelVectorQuantizer(TemperatureLayer):
     """
 
     codes_description = "code vector index per group along the last axis, [..., num_groups]"
+    # Only the group axis: the axes before it are positions (batch, time).
+    codes_group_rank = 1
 
     def __init__(
         self,

@@ -30,6 +30,17 @@ class TemperatureFloor(keras.constraints.Constraint):
 
     Applied by the optimizer after every update, so the temperature that the
     next forward pass reads is always strictly positive.
+
+    Args:
+        min_value: Float > 0. The smallest temperature allowed.
+
+    Example:
+
+    >>> import keras
+    >>> from keras_gumbel.layers import TemperatureFloor
+    >>> floor = TemperatureFloor(0.25)
+    >>> keras.ops.convert_to_numpy(floor(keras.ops.array([0.01, 0.5]))).tolist()
+    [0.25, 0.5]
     """
 
     def __init__(self, min_value):
@@ -59,7 +70,8 @@ class TemperatureLayer(keras.layers.Layer):
     inference path, no random numbers), and the discrete-codes protocol:
     `discrete_codes(inputs, mask=None)` and a class attribute
     `codes_description`, which `keras_gumbel.export` uses to serve the
-    layer's codes.
+    layer's codes; `codes_group_rank` (optional) tells
+    `keras_gumbel.callbacks.CodeUsage` which axes of the codes are groups.
 
     Args:
         temperature: Float > 0. Initial temperature.
@@ -70,6 +82,31 @@ class TemperatureLayer(keras.layers.Layer):
         min_temperature: Float > 0. Lower bound of a learned temperature.
         seed: Optional integer seed of the layer's `SeedGenerator`.
         **kwargs: Base layer keyword arguments, e.g. `name` and `dtype`.
+
+    Example:
+
+    A relaxed one-hot layer written on the base class: it gets the
+    temperature variable, the training/inference switch, masking and
+    `get_config`, and `TemperatureScheduler` anneals it.
+
+    >>> import keras
+    >>> from keras_gumbel import ops as gumbel_ops
+    >>> from keras_gumbel.layers import TemperatureLayer
+    >>> class Relaxed(TemperatureLayer):
+    ...     def sample(self, logits, temperature, mask):
+    ...         return gumbel_ops.gumbel_softmax(
+    ...             logits, temperature, mask=mask, seed=self.seed_generator)
+    ...     def deterministic(self, logits, temperature, mask):
+    ...         return gumbel_ops.tempered_softmax(logits, temperature, mask=mask)
+    >>> layer = Relaxed(temperature=2.0, seed=0)
+    >>> logits = keras.ops.array([[0.0, 2.0]])
+    >>> keras.ops.convert_to_numpy(layer(logits)).astype("float64").round(4).tolist()
+    [[0.2689, 0.7311]]
+    >>> _ = layer.temperature_variable.assign(1.0)
+    >>> keras.ops.convert_to_numpy(layer(logits)).astype("float64").round(4).tolist()
+    [[0.1192, 0.8808]]
+    >>> round(float(keras.ops.convert_to_numpy(layer(logits, training=True)).sum()), 4)
+    1.0
     """
 
     def __init__(
@@ -116,6 +153,14 @@ class TemperatureLayer(keras.layers.Layer):
     # The discrete-codes protocol: a short description of what the codes
     # index, set by every layer that implements `discrete_codes`.
     codes_description = None
+
+    # Optional part of the protocol, read by `keras_gumbel.callbacks.CodeUsage`:
+    # how many axes of `one_hot` just before its class axis index groups
+    # (separate categorical variables, each with its own codes). None: every
+    # axis after the batch axis whose size is known, counted back from the
+    # class axis up to the first unknown one, so that `[batch, 20, 10]` is 20
+    # groups of 10 codes and `[batch, time, 10]`, `time` unknown, one group.
+    codes_group_rank = None
 
     def call(self, inputs, training=None, mask=None):
         check_float_tensor("inputs", inputs)

@@ -7,7 +7,7 @@ is not compiled with XLA. Keras leaves XLA off on CPU-only machines
 (`jit_compile="auto"` resolves to False there), and there these small kernels
 are a large part of a small model's step: compiling the update alone takes the
 categorical VAE's batch-100 `fit` step on a 2-core CPU from 11.7 ms to 9.9 ms
-(`benchmarks/performance.py`, training: `fit` with and without XLA).
+(`benchmarks/performance/performance.py`, training: `fit` with and without XLA).
 
 `CompiledUpdate` runs `optimizer.apply_gradients` as one nested
 `tf.function(jit_compile=True)`, which XLA fuses into a few loops, while the

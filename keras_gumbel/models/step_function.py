@@ -5,7 +5,7 @@ over `iterator.get_next_as_optional()`, so that one call can run
 `steps_per_execution` steps, and then reads the optional's `has_value()` back
 on the host. With one step per call, the default, that machinery is pure
 overhead: on a 2-core CPU it cost about 1 ms of a 12 ms batch-100 VAE step
-(`benchmarks/performance.py`, training), 8% of `fit`'s speed.
+(`benchmarks/performance/performance.py`, training), 8% of `fit`'s speed.
 
 `OneStepFit` replaces the train function, where that is safe, with the plain
 equivalent: take the next batch with `next(iterator)` and run `train_step` as

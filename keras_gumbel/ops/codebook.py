@@ -70,9 +70,16 @@ def codebook_perplexity(probs, mask=None):
 
     Example:
 
+    Codes used uniformly give `G * V`; a single code per group gives `G`:
+
+    >>> import keras
+    >>> from keras_gumbel.ops import codebook_perplexity
     >>> uniform = keras.ops.ones((4, 2, 8)) / 8
-    >>> float(codebook_perplexity(uniform))
+    >>> round(float(codebook_perplexity(uniform)), 4)
     16.0
+    >>> same_code = keras.ops.one_hot(keras.ops.zeros((4, 2), "int32"), 8)
+    >>> round(float(codebook_perplexity(same_code)), 4)
+    2.0
     """
     check_float_tensor("probs", probs)
     num_groups, num_vars = _groups_and_vars(probs, "probs")
@@ -101,6 +108,12 @@ def diversity_loss(perplexity, num_codevectors):
 
     Returns:
         A float32 scalar.
+
+    Example:
+
+    >>> from keras_gumbel.ops import diversity_loss
+    >>> round(float(diversity_loss(16.0, 16)), 4), round(float(diversity_loss(2.0, 16)), 4)
+    (0.0, 0.875)
     """
     total = float(num_codevectors)
     return (total - ops.cast(perplexity, "float32")) / total
@@ -125,6 +138,21 @@ def select_codevectors(weights, codevectors):
 
     Returns:
         A float32 tensor `[..., G * C_g]`.
+
+    Example:
+
+    Two groups of two code vectors of size 1: one-hot weights pick code 1
+    of group 0 and code 0 of group 1; relaxed weights mix them.
+
+    >>> import keras
+    >>> from keras_gumbel.ops import select_codevectors
+    >>> codevectors = keras.ops.array([[1.0], [2.0], [3.0], [4.0]])
+    >>> one_hot = keras.ops.array([[[0.0, 1.0], [1.0, 0.0]]])
+    >>> keras.ops.convert_to_numpy(select_codevectors(one_hot, codevectors)).tolist()
+    [[2.0, 3.0]]
+    >>> relaxed = keras.ops.array([[[0.5, 0.5], [0.25, 0.75]]])
+    >>> keras.ops.convert_to_numpy(select_codevectors(relaxed, codevectors)).tolist()
+    [[1.5, 3.75]]
     """
     check_float_tensor("weights", weights)
     num_groups, num_vars = _groups_and_vars(weights, "weights")

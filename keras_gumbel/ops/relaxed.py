@@ -108,7 +108,27 @@ def _argmax(x, axis):
 
 
 def uniform_noise(shape, seed=None):
-    """Float32 uniform noise on `[tiny, 1)`, safe to pass to `log`."""
+    """Float32 uniform noise on `[tiny, 1)`, safe to pass to `log`.
+
+    `tiny` is the smallest normal float32, so `log(u)` is always finite.
+
+    Args:
+        shape: Tuple of ints. Shape of the noise.
+        seed: Optional int or `keras.random.SeedGenerator`.
+
+    Returns:
+        A float32 tensor of the given shape.
+
+    Example:
+
+    >>> import keras
+    >>> from keras_gumbel.ops import uniform_noise
+    >>> u = keras.ops.convert_to_numpy(uniform_noise((1000,), seed=0))
+    >>> u.shape, u.dtype
+    ((1000,), dtype('float32'))
+    >>> bool(u.min() > 0.0), bool(u.max() < 1.0)
+    (True, True)
+    """
     if keras.backend.backend() == "tensorflow":
         noise = _tensorflow_philox_uniform(shape, seed)
         if noise is not None:
@@ -161,7 +181,14 @@ def gumbel_noise(shape, dtype="float32", seed=None):
 
     Example:
 
-    >>> g = gumbel_noise((2, 3), seed=0)
+    >>> import keras
+    >>> import numpy as np
+    >>> from keras_gumbel.ops import gumbel_noise
+    >>> g = keras.ops.convert_to_numpy(gumbel_noise((2, 3), dtype="float16", seed=0))
+    >>> g.shape, g.dtype
+    ((2, 3), dtype('float16'))
+    >>> bool(np.all(np.isfinite(g)))
+    True
     """
     u = uniform_noise(shape, seed=seed)
     return ops.cast(-ops.log(-ops.log(u)), dtype)
@@ -180,6 +207,19 @@ def logistic_noise(shape, dtype="float32", seed=None):
 
     Returns:
         A tensor of the given shape and dtype.
+
+    Example:
+
+    The logistic distribution has mean 0 and variance `pi^2 / 3 = 3.29`;
+    20,000 draws estimate the mean to within 0.1 and the variance to within
+    0.15 (7.8 and 3.6 standard errors of the estimates):
+
+    >>> import keras
+    >>> import numpy as np
+    >>> from keras_gumbel.ops import logistic_noise
+    >>> noise = keras.ops.convert_to_numpy(logistic_noise((20000,), seed=0))
+    >>> bool(abs(noise.mean()) < 0.1), bool(abs(noise.var() - np.pi**2 / 3) < 0.15)
+    (True, True)
     """
     u = uniform_noise(shape, seed=seed)
     return ops.cast(ops.log(u) - ops.log1p(-u), dtype)
@@ -190,6 +230,22 @@ def straight_through(soft, hard):
 
     Written as `soft + stop_gradient(hard - soft)`, with no custom gradient,
     so it works on every backend and under XLA.
+
+    Args:
+        soft: Float tensor, the relaxed value whose gradient is used.
+        hard: Float tensor of the same shape, the forward value.
+
+    Returns:
+        A tensor equal to `hard`, differentiable as `soft`.
+
+    Example:
+
+    >>> import keras
+    >>> from keras_gumbel.ops import straight_through
+    >>> soft = keras.ops.array([[0.2, 0.7, 0.1]])
+    >>> hard = keras.ops.array([[0.0, 1.0, 0.0]])
+    >>> keras.ops.convert_to_numpy(straight_through(soft, hard)).tolist()
+    [[0.0, 1.0, 0.0]]
     """
     return soft + ops.stop_gradient(hard - soft)
 
@@ -199,6 +255,25 @@ def one_hot_argmax(logits, axis=-1, mask=None):
 
     The deterministic (mode) counterpart of `gumbel_softmax(hard=True)`.
     Masked classes are never chosen; a row with no allowed class is all zero.
+
+    Args:
+        logits: Float tensor.
+        axis: Integer. The class axis.
+        mask: Optional boolean tensor broadcastable to `logits`.
+
+    Returns:
+        A tensor with the shape and dtype of `logits`.
+
+    Example:
+
+    >>> import keras
+    >>> from keras_gumbel.ops import one_hot_argmax
+    >>> logits = keras.ops.array([[0.0, 2.0, 1.0]])
+    >>> keras.ops.convert_to_numpy(one_hot_argmax(logits)).tolist()
+    [[0.0, 1.0, 0.0]]
+    >>> mask = keras.ops.array([[True, False, True]])
+    >>> keras.ops.convert_to_numpy(one_hot_argmax(logits, mask=mask)).tolist()
+    [[0.0, 0.0, 1.0]]
     """
     check_float_tensor("logits", logits)
     num_classes = _num_classes(logits, axis)
@@ -245,9 +320,24 @@ def gumbel_softmax(logits, temperature=1.0, axis=-1, hard=False, mask=None, seed
 
     Example:
 
-    >>> y = gumbel_softmax(keras.ops.zeros((4, 10)), temperature=0.5, seed=1)
-    >>> tuple(y.shape)
-    (4, 10)
+    Every sample lies on the simplex; a hard sample is exactly one-hot:
+
+    >>> import keras
+    >>> import numpy as np
+    >>> from keras_gumbel.ops import gumbel_softmax
+    >>> logits = keras.ops.zeros((4, 10))
+    >>> y = keras.ops.convert_to_numpy(gumbel_softmax(logits, temperature=0.5, seed=1))
+    >>> y.shape, y.sum(axis=-1, dtype="float64").round(4).tolist()
+    ((4, 10), [1.0, 1.0, 1.0, 1.0])
+    >>> hard = keras.ops.convert_to_numpy(gumbel_softmax(logits, hard=True, seed=1))
+    >>> np.sort(hard, axis=-1)[:, -2:].tolist()
+    [[0.0, 1.0], [0.0, 1.0], [0.0, 1.0], [0.0, 1.0]]
+
+    With the same seed, soft and hard samples share their noise, so the
+    hard sample is the argmax of the soft one:
+
+    >>> bool(np.all(hard.argmax(-1) == y.argmax(-1)))
+    True
     """
     check_float_tensor("logits", logits)
     _check_temperature(temperature)
@@ -274,6 +364,15 @@ def tempered_softmax(logits, temperature=1.0, axis=-1, mask=None):
 
     Returns:
         A tensor with the shape and dtype of `logits`.
+
+    Example:
+
+    >>> import keras
+    >>> from keras_gumbel.ops import tempered_softmax
+    >>> logits = keras.ops.array([[0.0, 1.0, 2.0]])
+    >>> y = tempered_softmax(logits, temperature=0.5)
+    >>> keras.ops.convert_to_numpy(y).astype("float64").round(4).tolist()
+    [[0.0159, 0.1173, 0.8668]]
     """
     check_float_tensor("logits", logits)
     _check_temperature(temperature)
@@ -308,6 +407,24 @@ def gumbel_sigmoid(logits, temperature=1.0, hard=False, mask=None, seed=None):
 
     Returns:
         A tensor with the shape and dtype of `logits`.
+
+    Example:
+
+    Soft samples lie in [0, 1] (in float32 a large `|logits + L| / tau`
+    rounds to exactly 0 or 1); hard ones are exact Bernoulli(sigmoid(logits))
+    draws, here with `p = sigmoid(0) = 1/2` (4,000 draws: the frequency is
+    within 0.05 of 1/2 with probability above 0.99999):
+
+    >>> import keras
+    >>> import numpy as np
+    >>> from keras_gumbel.ops import gumbel_sigmoid
+    >>> logits = keras.ops.zeros((4000,))
+    >>> y = keras.ops.convert_to_numpy(gumbel_sigmoid(logits, temperature=0.5, seed=0))
+    >>> bool(y.min() >= 0.0), bool(y.max() <= 1.0), bool(0.4 < y.mean() < 0.6)
+    (True, True, True)
+    >>> bits = keras.ops.convert_to_numpy(gumbel_sigmoid(logits, hard=True, seed=0))
+    >>> np.unique(bits).tolist(), bool(abs(bits.mean() - 0.5) < 0.05)
+    ([0.0, 1.0], True)
     """
     check_float_tensor("logits", logits)
     _check_temperature(temperature)
@@ -320,7 +437,26 @@ def gumbel_sigmoid(logits, temperature=1.0, hard=False, mask=None, seed=None):
 
 
 def tempered_sigmoid(logits, temperature=1.0, mask=None):
-    """Deterministic `sigmoid(logits / tau)`."""
+    """Deterministic `sigmoid(logits / tau)`, the noise-free relaxed output.
+
+    Args:
+        logits: Float tensor of log-odds.
+        temperature: Float > 0 or a scalar float tensor.
+        mask: Optional boolean tensor broadcastable to `logits`; `False`
+            units get exactly 0.
+
+    Returns:
+        A tensor with the shape and dtype of `logits`.
+
+    Example:
+
+    >>> import keras
+    >>> from keras_gumbel.ops import tempered_sigmoid
+    >>> logits = keras.ops.array([-2.0, 0.0, 2.0])
+    >>> y = tempered_sigmoid(logits, temperature=2.0)
+    >>> keras.ops.convert_to_numpy(y).astype("float64").round(4).tolist()
+    [0.2689, 0.5, 0.7311]
+    """
     check_float_tensor("logits", logits)
     _check_temperature(temperature)
     y = ops.sigmoid(_float32_logits(logits, mask) / ops.cast(temperature, "float32"))
@@ -328,7 +464,25 @@ def tempered_sigmoid(logits, temperature=1.0, mask=None):
 
 
 def threshold(logits, mask=None):
-    """Deterministic binary output `1[logits > 0]` in the dtype of `logits`."""
+    """Deterministic binary output `1[logits > 0]` in the dtype of `logits`.
+
+    The mode of `gumbel_sigmoid(hard=True)`.
+
+    Args:
+        logits: Float tensor of log-odds.
+        mask: Optional boolean tensor broadcastable to `logits`; `False`
+            units get exactly 0.
+
+    Returns:
+        A tensor with the shape and dtype of `logits`.
+
+    Example:
+
+    >>> import keras
+    >>> from keras_gumbel.ops import threshold
+    >>> keras.ops.convert_to_numpy(threshold(keras.ops.array([-1.0, 0.0, 2.0]))).tolist()
+    [0.0, 0.0, 1.0]
+    """
     check_float_tensor("logits", logits)
     y = ops.cast(ops.cast(logits, "float32") > 0, "float32")
     return ops.cast(_apply_mask(y, mask), logits.dtype)
@@ -356,6 +510,19 @@ def relaxed_one_hot_log_prob(sample, logits, temperature, axis=-1):
 
     Returns:
         A float32 tensor: `sample`'s shape without `axis`.
+
+    Example:
+
+    With uniform logits and `tau = 1` the density of three classes is
+    `2 / ((1/y_1 + 1/y_2 + 1/y_3)^3 (y_1 y_2 y_3)^2)`: 2 at the centre of
+    the simplex, and about 2.014 at `(0.2, 0.3, 0.5)`:
+
+    >>> import keras
+    >>> from keras_gumbel.ops import relaxed_one_hot_log_prob
+    >>> sample = keras.ops.array([[1 / 3, 1 / 3, 1 / 3], [0.2, 0.3, 0.5]])
+    >>> log_p = relaxed_one_hot_log_prob(sample, keras.ops.zeros((3,)), temperature=1.0)
+    >>> keras.ops.convert_to_numpy(log_p).astype("float64").round(4).tolist()
+    [0.6931, 0.7001]
     """
     check_float_tensor("sample", sample)
     check_float_tensor("logits", logits)
@@ -389,6 +556,19 @@ def relaxed_bernoulli_log_prob(sample, logits, temperature):
 
     Returns:
         A float32 tensor with the shape of `sample`.
+
+    Example:
+
+    At `tau = 1` and logit 0, `sigmoid(L)` of logistic noise `L` is
+    uniform on (0, 1), so the log-density is 0 everywhere:
+
+    >>> import keras
+    >>> import numpy as np
+    >>> from keras_gumbel.ops import relaxed_bernoulli_log_prob
+    >>> sample = keras.ops.array([0.1, 0.5, 0.9])
+    >>> log_p = relaxed_bernoulli_log_prob(sample, keras.ops.zeros((3,)), temperature=1.0)
+    >>> bool(np.allclose(keras.ops.convert_to_numpy(log_p), 0.0, atol=1e-5))
+    True
     """
     check_float_tensor("sample", sample)
     check_float_tensor("logits", logits)

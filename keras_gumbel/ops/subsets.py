@@ -163,9 +163,27 @@ def gumbel_top_k(logits, k, axis=-1, mask=None, seed=None):
 
     Example:
 
+    >>> import keras
+    >>> import numpy as np
+    >>> from keras_gumbel.ops import gumbel_top_k
     >>> indices, k_hot = gumbel_top_k(keras.ops.zeros((2, 10)), 3, seed=0)
-    >>> tuple(indices.shape), tuple(k_hot.shape)
-    ((2, 3), (2, 10))
+    >>> indices, k_hot = keras.ops.convert_to_numpy(indices), keras.ops.convert_to_numpy(k_hot)
+    >>> indices.shape, k_hot.shape, k_hot.sum(axis=-1).tolist()
+    ((2, 3), (2, 10), [3.0, 3.0])
+
+    The indices are distinct and are those of the ones of `k_hot`:
+
+    >>> [len(set(row)) for row in indices.tolist()]
+    [3, 3]
+    >>> bool(np.all(np.take_along_axis(k_hot, indices, axis=-1) == 1.0))
+    True
+
+    A masked class is never drawn:
+
+    >>> mask = np.arange(10) >= 5
+    >>> indices, _ = gumbel_top_k(keras.ops.zeros((2, 10)), 3, mask=mask, seed=0)
+    >>> bool(np.all(keras.ops.convert_to_numpy(indices) >= 5))
+    True
 
     Reference:
         - Kool, van Hoof & Welling, "Stochastic Beams and Where to Find
@@ -193,6 +211,14 @@ def k_hot_top_k(logits, k, axis=-1, mask=None):
         A tuple `(indices, k_hot)` as returned by `gumbel_top_k`: the indices
         of the k largest logits in decreasing order of logit, and their
         k-hot vector in the dtype of `logits`.
+
+    Example:
+
+    >>> import keras
+    >>> from keras_gumbel.ops import k_hot_top_k
+    >>> indices, k_hot = k_hot_top_k(keras.ops.array([[0.1, 2.0, 1.0, 3.0]]), 2)
+    >>> keras.ops.convert_to_numpy(indices).tolist(), keras.ops.convert_to_numpy(k_hot).tolist()
+    ([[3, 1]], [[0.0, 1.0, 0.0, 1.0]])
     """
     x, candidates, num_classes = _scores(logits, k, mask, "k_hot_top_k", axis)
     indices, k_hot = _top_k_of_scores(ops.where(candidates, x, _MASKED_SCORE), k, axis, num_classes)
@@ -273,9 +299,16 @@ def relaxed_top_k(logits, k, temperature, hard=False, axis=-1, mask=None, seed=N
 
     Example:
 
+    Every sample sums to k; the hard sample is the exact k-hot vector:
+
+    >>> import keras
+    >>> from keras_gumbel.ops import relaxed_top_k
     >>> y = relaxed_top_k(keras.ops.zeros((4, 10)), 3, temperature=0.5, seed=1)
-    >>> [round(float(t), 4) for t in keras.ops.sum(y, axis=-1)]
+    >>> keras.ops.convert_to_numpy(y).sum(axis=-1, dtype="float64").round(4).tolist()
     [3.0, 3.0, 3.0, 3.0]
+    >>> hard = relaxed_top_k(keras.ops.zeros((4, 10)), 3, 0.5, hard=True, seed=1)
+    >>> [sorted(set(row)) for row in keras.ops.convert_to_numpy(hard).tolist()]
+    [[0.0, 1.0], [0.0, 1.0], [0.0, 1.0], [0.0, 1.0]]
 
     Reference:
         - Xie & Ermon, "Reparameterizable Subset Sampling via Continuous

@@ -58,6 +58,17 @@ def _prepare_new_run_dir(run_dir, overwrite):
 
 
 def load_config(run_dir):
+    """Reads the `RunConfig` that `train` saved in a run directory.
+
+    Args:
+        run_dir: str or os.PathLike. A run directory written by `train`.
+
+    Returns:
+        The run's `RunConfig`.
+
+    Raises:
+        RunError: If `run_dir` holds no run configuration file.
+    """
     path = Path(run_dir) / CONFIG
     if not path.is_file():
         raise RunError(f"{run_dir} is not a run directory: {CONFIG} is missing")

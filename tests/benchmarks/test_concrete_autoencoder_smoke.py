@@ -1,4 +1,4 @@
-"""Smoke test of benchmarks/concrete_autoencoder.py on a tiny configuration.
+"""Smoke test of benchmarks/subsets/concrete_autoencoder.py on a tiny configuration.
 
 Only the structure of the results is asserted: three trained models with
 finite test errors, paired differences that follow from them, selections of
@@ -26,9 +26,15 @@ def results(tmp_path_factory):
     out = tmp_path_factory.mktemp("cae")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    script = ROOT / "benchmarks" / "concrete_autoencoder.py"
     done = subprocess.run(
-        [sys.executable, str(script), "--smoke", "--out", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.subsets.concrete_autoencoder",
+            "--smoke",
+            "--out",
+            str(out),
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -44,7 +50,7 @@ def results(tmp_path_factory):
 def test_structure_and_command(results):
     data, out = results
     assert data["smoke"] is True
-    assert data["command"] == "python benchmarks/concrete_autoencoder.py --smoke"
+    assert data["command"] == "python -m benchmarks.subsets.concrete_autoencoder --smoke"
     config = data["config"]
     assert data["data"]["train_images"] == config["train_images"]
     assert data["data"]["test_images"] == config["test_images"]

@@ -1,14 +1,8 @@
-"""Smoke test of benchmarks/m2_gradient_bias.py on a small untrained M2."""
-
-import sys
-from pathlib import Path
+"""Smoke test of benchmarks/paper/m2_gradient_bias.py on a small untrained M2."""
 
 import numpy as np
 import pytest
 from testing import BACKEND
-
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))
 
 pytestmark = pytest.mark.skipif(BACKEND != "tensorflow", reason="M2 trains with TensorFlow")
 
@@ -16,8 +10,7 @@ pytestmark = pytest.mark.skipif(BACKEND != "tensorflow", reason="M2 trains with 
 def test_every_gradient_is_shift_invariant_in_the_class_logits():
     """q(y|x) is unchanged by adding a constant to every logit, so each
     gradient's classes sum to zero: exact and sampled alike."""
-    from m2_gradient_bias import gradients
-
+    from benchmarks.paper.m2_gradient_bias import gradients
     from keras_gumbel.models import SemiSupervisedVAE
 
     model = SemiSupervisedVAE(num_classes=4, latent_dim=3, filters=(4, 4, 4), hidden_units=8)
@@ -33,7 +26,7 @@ def test_every_gradient_is_shift_invariant_in_the_class_logits():
 
 
 def test_the_summary_tells_an_unbiased_estimate_from_a_biased_one():
-    from m2_gradient_bias import summarize
+    from benchmarks.paper.m2_gradient_bias import summarize
 
     rng = np.random.default_rng(0)
     exact = rng.normal(size=(200, 10))

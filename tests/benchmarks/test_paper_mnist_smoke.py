@@ -1,4 +1,5 @@
-"""Smoke tests of the full-MNIST Table 1 runner: one real unit, and the plan and report logic."""
+"""Smoke tests of the full-MNIST Table 1 runner (`benchmarks.paper.paper_mnist`): one real
+unit, and the plan and report logic."""
 
 import json
 import os
@@ -10,8 +11,12 @@ import numpy as np
 import pytest
 from testing import BACKEND
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))
+from benchmarks.paper import paper_mnist
+from benchmarks.paper import paper_mnist_protocol as protocol
+from benchmarks.paper import paper_mnist_report as pmr
+from benchmarks.paper.table1 import MODELS
+
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.skipif(
     BACKEND != "tensorflow", reason="training runs use the TensorFlow backend"
@@ -20,13 +25,13 @@ pytestmark = pytest.mark.skipif(
 
 def test_one_unit_trains_evaluates_and_writes_its_result(tmp_path):
     command = [
-        sys.executable, str(BENCHMARKS / "paper_mnist.py"), "unit", "categorical-vae",
+        sys.executable, "-m", "benchmarks.paper.paper_mnist", "unit", "categorical-vae",
         "gumbel_softmax", "--candidate", "r1e-4-n500", "--epochs", "1", "--data", "mnist-sample",
         "--eval-samples", "5", "--units-dir", str(tmp_path / "units"),
         "--runs-dir", str(tmp_path / "runs"),
     ]  # fmt: skip
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
 
     # The candidate is spelled one way whatever the command line said.
@@ -45,19 +50,19 @@ def test_one_unit_trains_evaluates_and_writes_its_result(tmp_path):
     assert len(unit["data_sha256"]) == 64 and unit["data_split"] == [3500, 500, 1000]
     assert "--candidate r1e-4-n500" in unit["command"]
 
-    again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
     assert again.returncode == 0 and "done" in again.stdout  # never recomputed
 
 
 def test_an_sbn_unit_reports_its_validation_nll(tmp_path):
     command = [
-        sys.executable, str(BENCHMARKS / "paper_mnist.py"), "unit", "sbn-bernoulli",
+        sys.executable, "-m", "benchmarks.paper.paper_mnist", "unit", "sbn-bernoulli",
         "straight_through", "--candidate", "lr0.1", "--epochs", "1", "--data", "mnist-sample",
         "--eval-samples", "5",
         "--units-dir", str(tmp_path / "units"), "--runs-dir", str(tmp_path / "runs"),
     ]  # fmt: skip
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     unit = json.loads(
         (tmp_path / "units" / "sbn-bernoulli__straight_through__lr0.1__s0__e1.json").read_text()
@@ -85,7 +90,7 @@ def test_an_sbn_unit_reports_its_validation_nll(tmp_path):
         if k not in ("evaluated_epoch", "checkpoint_val_negative_bounds")
     }
     path.write_text(json.dumps(old))
-    again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "epoch 1: validation NLL" in again.stdout
     assert json.loads(path.read_text()) == unit
@@ -93,7 +98,6 @@ def test_an_sbn_unit_reports_its_validation_nll(tmp_path):
 
 def test_an_sbn_is_tested_at_the_checkpoint_with_the_lower_validation_nll(monkeypatch):
     """Of the best-validation-loss epoch and the last, the lower validation NLL wins."""
-    import paper_mnist
 
     import keras_gumbel.training
 
@@ -129,9 +133,8 @@ def test_an_sbn_is_tested_at_the_checkpoint_with_the_lower_validation_nll(monkey
 
 
 def _unit(units_dir, model, estimator, candidate, val, bounds, seed=0, epochs=100, variant=None):
-    import paper_mnist
 
-    name = paper_mnist.unit_name(model, estimator, candidate, seed, epochs, variant)
+    name = protocol.unit_name(model, estimator, candidate, seed, epochs, variant)
     np.save(units_dir / f"{name}.bounds.npy", np.asarray(bounds, np.float32))
     unit = {
         "unit": name, "model": model, "estimator": estimator, "candidate": candidate,
@@ -147,8 +150,6 @@ def _unit(units_dir, model, estimator, candidate, val, bounds, seed=0, epochs=10
 
 
 def test_selection_plan_and_report(tmp_path):
-    import paper_mnist
-    import paper_mnist_report as pmr
 
     units_dir = tmp_path / "units"
     units_dir.mkdir()
@@ -193,8 +194,6 @@ def test_selection_plan_and_report(tmp_path):
 
 def test_sbn_learning_rate_two_stages(tmp_path):
     """Short runs pick the finalists; their full-length runs' validation NLL picks the cell."""
-    import paper_mnist
-    import paper_mnist_report as pmr
 
     units_dir = tmp_path / "units"
     units_dir.mkdir()
@@ -238,21 +237,19 @@ def test_sbn_learning_rate_two_stages(tmp_path):
 
 
 def test_sbn_selection_units_skip_the_test_evaluation(tmp_path):
-    import paper_mnist
-    import paper_mnist_report as pmr
 
-    short, full = paper_mnist.SELECTION_EPOCHS, paper_mnist.EPOCHS
-    assert paper_mnist.is_selection_only("sbn-bernoulli", "darn", short)
-    assert not paper_mnist.is_selection_only("sbn-bernoulli", "darn", full)
-    assert not paper_mnist.is_selection_only("categorical-vae", "darn", short)
-    assert not paper_mnist.is_selection_only("sbn-bernoulli", "darn", short, "long")
+    short, full = protocol.SELECTION_EPOCHS, protocol.EPOCHS
+    assert protocol.is_selection_only("sbn-bernoulli", "darn", short)
+    assert not protocol.is_selection_only("sbn-bernoulli", "darn", full)
+    assert not protocol.is_selection_only("categorical-vae", "darn", short)
+    assert not protocol.is_selection_only("sbn-bernoulli", "darn", short, "long")
     # MuProp's SBN selection runs are the signal-normalized variant's; the plain form's are not.
     variant = "signal-normalized"
-    assert paper_mnist.is_selection_only("sbn-bernoulli", "muprop", short, variant)
-    assert not paper_mnist.is_selection_only("sbn-bernoulli", "muprop", short)
+    assert protocol.is_selection_only("sbn-bernoulli", "muprop", short, variant)
+    assert not protocol.is_selection_only("sbn-bernoulli", "muprop", short)
     units_dir = tmp_path / "units"
     units_dir.mkdir()
-    name = paper_mnist.unit_name("sbn-bernoulli", "darn", "lr0.001", 0, 10)
+    name = protocol.unit_name("sbn-bernoulli", "darn", "lr0.001", 0, 10)
     unit = {
         "unit": name, "model": "sbn-bernoulli", "estimator": "darn", "candidate": "lr0.001",
         "seed": 0, "variant": None, "config": {"epochs": 10}, "best_val_loss": 61.0,
@@ -263,56 +260,52 @@ def test_sbn_selection_units_skip_the_test_evaluation(tmp_path):
     pmr.report(units, units_dir, tmp_path / "paper_mnist")
     text = (tmp_path / "paper_mnist.md").read_text()
     assert "| lr0.001 | 0 | 10 | 61.00 | 10 | - | - | - |" in text
-    long = paper_mnist.run_config("sbn-bernoulli", "darn", "lr0.001", 0, 100, "x", variant="long")
-    assert long.epochs == 2 * paper_mnist.EPOCHS and long.learning_rate == 0.001
+    long = protocol.run_config("sbn-bernoulli", "darn", "lr0.001", 0, 100, "x", variant="long")
+    assert long.epochs == 2 * protocol.EPOCHS and long.learning_rate == 0.001
     with pytest.raises(ValueError, match="VAEs only"):
-        paper_mnist.run_config(
-            "sbn-bernoulli", "darn", "lr0.001", 0, 10, "x", variant="learned-prior"
-        )
-    plain = paper_mnist.run_config(
+        protocol.run_config("sbn-bernoulli", "darn", "lr0.001", 0, 10, "x", variant="learned-prior")
+    plain = protocol.run_config(
         "categorical-vae", "muprop", None, 0, 100, "x", variant="unnormalized"
     )
     assert plain.estimator_options == {"normalize": False}
     with pytest.raises(ValueError, match="score_function, darn, muprop only"):
-        paper_mnist.run_config(
+        protocol.run_config(
             "categorical-vae", "straight_through", None, 0, 100, "x", variant="unnormalized"
         )
-    slow = paper_mnist.run_config(
+    slow = protocol.run_config(
         "sbn-categorical", "annealed_straight_through", "lr0.03", 0, 100, "x", variant="slow-slope"
     )
     assert slow.anneal_rate == 1e-5 and slow.learning_rate == 0.03
     with pytest.raises(ValueError, match="annealed ST in the SBNs only"):
-        paper_mnist.run_config(
+        protocol.run_config(
             "sbn-categorical", "gumbel_softmax", "lr0.03", 0, 100, "x", variant="slow-slope"
         )
-    mean_field = paper_mnist.run_config(
+    mean_field = protocol.run_config(
         "sbn-bernoulli", "muprop", "lr0.01", 0, 100, "x", variant="mean-field"
     )
     assert mean_field.estimator_options == {"mean_field": True}
     with pytest.raises(ValueError, match="MuProp in the SBNs only"):
-        paper_mnist.run_config("categorical-vae", "muprop", None, 0, 100, "x", variant="mean-field")
-    signal = paper_mnist.run_config(
+        protocol.run_config("categorical-vae", "muprop", None, 0, 100, "x", variant="mean-field")
+    signal = protocol.run_config(
         "sbn-categorical", "muprop", "lr0.03", 0, 100, "x", variant="signal-normalized"
     )
     assert signal.estimator_options == {"scale_expansion": False}
     with pytest.raises(ValueError, match="MuProp in the SBNs only"):
-        paper_mnist.run_config(
+        protocol.run_config(
             "sbn-bernoulli", "darn", "lr0.01", 0, 100, "x", variant="signal-normalized"
         )
-    floor = paper_mnist.run_config(
+    floor = protocol.run_config(
         "bernoulli-vae", "gumbel_softmax", "r0.0001-n500", 0, 100, "x", variant="low-floor"
     )
     assert floor.tau_min == 0.1 and floor.anneal_rate == 1e-4
     with pytest.raises(ValueError, match="Gumbel family in the VAEs only"):
-        paper_mnist.run_config(
+        protocol.run_config(
             "sbn-categorical", "gumbel_softmax", "lr0.03", 0, 100, "x", variant="low-floor"
         )
 
 
 def test_sbn_muprop_cells_are_the_signal_normalized_variant(tmp_path):
     """The protocol's MuProp SBN units carry the variant; the plain form's are diagnoses."""
-    import paper_mnist
-    import paper_mnist_report as pmr
 
     units_dir = tmp_path / "units"
     units_dir.mkdir()
@@ -348,14 +341,12 @@ def test_sbn_muprop_cells_are_the_signal_normalized_variant(tmp_path):
 
 def test_every_planned_unit_has_a_valid_run_config():
     """The plan of an empty grid names only units whose command can run."""
-    import paper_mnist
-    import paper_mnist_report as pmr
 
     planned = pmr.plan({})
-    assert {t[0] for t in planned} == set(paper_mnist.MODELS)
+    assert {t[0] for t in planned} == set(MODELS)
     for model, estimator, candidate, seed, epochs in planned:
-        variant = paper_mnist.protocol_variant(model, estimator)
-        config = paper_mnist.run_config(
+        variant = protocol.protocol_variant(model, estimator)
+        config = protocol.run_config(
             model, estimator, candidate, seed, epochs, "x", variant=variant
         )
         assert config.estimator == estimator and config.epochs == epochs
@@ -363,7 +354,7 @@ def test_every_planned_unit_has_a_valid_run_config():
             assert config.estimator_options == {"scale_expansion": False}
     # Slope-annealed ST in an SBN: the learning rate is the candidate's, the
     # slope schedule the fixed one.
-    config = paper_mnist.run_config(
+    config = protocol.run_config(
         "sbn-categorical", "annealed_straight_through", "lr0.003", 0, 10, "x"
     )
     assert config.learning_rate == 0.003 and config.schedule == "exponential"

@@ -1,4 +1,5 @@
-"""The hand-written training floor of benchmarks/perf_training.py takes CategoricalVAE's step.
+"""The hand-written training floor of `benchmarks.performance.perf_training` takes
+CategoricalVAE's step.
 
 From the same weights, on the same batch and with the same Gumbel noise, one
 step of the floor (each XLA variant) must give the loss and the updated
@@ -12,23 +13,16 @@ relative round-off of 1e-4 in g into about 1e-6 (measured: 2e-6 for a few
 weights when XLA compiles the whole step).
 """
 
-import sys
-from pathlib import Path
-
 import keras
 import numpy as np
 import pytest
 from testing import BACKEND
 
+from benchmarks.performance import perf_training
+from keras_gumbel.models import CategoricalVAE
+from keras_gumbel.ops import uniform_noise
+
 pytestmark = pytest.mark.skipif(BACKEND != "tensorflow", reason="the floor is TensorFlow")
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-import perf_training  # noqa: E402
-
-from keras_gumbel.models import CategoricalVAE  # noqa: E402
-from keras_gumbel.ops import uniform_noise  # noqa: E402
 
 BATCH = 16
 SEED = 3

@@ -1,4 +1,4 @@
-"""Smoke test of benchmarks/performance.py: it runs and writes well-formed results.
+"""Smoke test of `benchmarks.performance.performance`: it runs and writes well-formed results.
 
 No timing is asserted: only that every sub-benchmark ran, that the numbers
 are positive and finite, and that the reported ratios follow from the
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "benchmarks" / "performance.py"
+MODULE = "benchmarks.performance.performance"
 LAYER_SIDES = ("keras_gumbel", "tf_floor", "keras_gumbel_xla", "tf_floor_xla", "tfp", "torch")
 TRAINING_SIDES = (
     "keras_gumbel_fit",
@@ -44,7 +44,7 @@ def _run(*args):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), *args],
+        [sys.executable, "-m", MODULE, *args],
         env=env,
         capture_output=True,
         text=True,
@@ -202,8 +202,12 @@ def test_merge_reruns_one_part(results, tmp_path):
     previous = json.loads(json.dumps(data))
     del previous["layer"]["run"]  # as results written before parts recorded their run
     (tmp_path / "performance.json").write_text(json.dumps(previous))
-    merged, text = _run("--smoke", "--only", "evaluation", "--merge", "--out", str(tmp_path))
-    rerun = "python benchmarks/performance.py --smoke --only evaluation --merge"
+    # An absolute data directory is recorded by its placeholder (smoke runs
+    # time random bits, so it need not exist).
+    data = str(tmp_path / "fashion-mnist")
+    argv = ["--smoke", "--only", "evaluation", "--merge", "--eval-data", data]
+    merged, text = _run(*argv, "--out", str(tmp_path))
+    rerun = f"python -m {MODULE} --smoke --only evaluation --merge --eval-data FASHION_MNIST_DIR"
     assert merged["command"] == rerun
     first_run = {key: data[key] for key in ("command", "load_average", "wall_s")}
     assert merged["layer"] == {**previous["layer"], "run": first_run}
@@ -217,9 +221,8 @@ def test_merge_reruns_one_part(results, tmp_path):
     assert f"- evaluation: `{rerun}`" in text
 
 
-def test_merge_refuses_other_machines_and_modes(results, monkeypatch):
-    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
-    from performance import merge_problem
+def test_merge_refuses_other_machines_and_modes(results):
+    from benchmarks.performance.performance import merge_problem
 
     data, _ = results
     assert merge_problem(data, True, data["machine"]) is None

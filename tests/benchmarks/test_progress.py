@@ -1,14 +1,9 @@
-"""What `benchmarks/progress.py` carries of a run directory, on hand-made runs."""
+"""What `benchmarks/paper/progress.py` carries of a run directory, on hand-made runs."""
 
 import json
-import sys
-from pathlib import Path
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))
-
-from progress import restore_progress  # noqa: E402
-from progress import save_progress  # noqa: E402
+from benchmarks.paper.progress import restore_progress
+from benchmarks.paper.progress import save_progress
 
 
 def _run(run_dir, epochs, best, restore_best):
@@ -79,3 +74,19 @@ def test_progress_is_restored_only_into_a_run_that_has_not_started(tmp_path):
     assert not restore_progress(progress, tmp_path / "run")
     assert not restore_progress(tmp_path / "missing", tmp_path / "other")
     assert not (tmp_path / "other").exists()
+
+
+def test_the_carried_copy_names_the_data_by_a_placeholder(tmp_path):
+    _run(tmp_path / "run", [7], best=7, restore_best=False)
+    config = {"restore_best": False, "data": "/work/data/mnist"}
+    (tmp_path / "run" / "config.json").write_text(json.dumps(config))
+    description = {"summary": "70,000 images (from: /work/data/mnist)"}
+    (tmp_path / "run" / "data.json").write_text(json.dumps(description))
+    save_progress(tmp_path / "run", tmp_path / "run.progress")
+    carried = json.loads((tmp_path / "run.progress" / "config.json").read_text())
+    assert carried == {"restore_best": False, "data": "MNIST_DIR"}
+    carried = json.loads((tmp_path / "run.progress" / "data.json").read_text())
+    assert carried == {"summary": "70,000 images (from: MNIST_DIR)"}
+    # The next machine's path replaces the placeholder.
+    assert restore_progress(tmp_path / "run.progress", tmp_path / "here", data="/here/mnist")
+    assert json.loads((tmp_path / "here" / "config.json").read_text())["data"] == "/here/mnist"

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_smoke_run_writes_results(tmp_path):
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks/semisupervised_speed.py"), "--smoke",
+        [sys.executable, "-m", "benchmarks.paper.semisupervised_speed", "--smoke",
          "--out", str(tmp_path)],
         env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
     )  # fmt: skip

@@ -1,4 +1,4 @@
-"""Smoke test of benchmarks/subsets.py: it runs and writes well-formed results.
+"""Smoke test of benchmarks/subsets/subsets.py: it runs and writes well-formed results.
 
 No timing is asserted: only that every side was measured, that the numbers
 are positive and finite, that the ratios and targets follow from the
@@ -29,7 +29,7 @@ def results(tmp_path_factory):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "subsets.py"), "--smoke", "--out", str(out)],
+        [sys.executable, "-m", "benchmarks.subsets.subsets", "--smoke", "--out", str(out)],
         env=env,
         capture_output=True,
         text=True,
@@ -49,7 +49,7 @@ def _positive(value):
 def test_structure(results):
     data, _ = results
     assert data["smoke"] is True
-    assert data["command"] == "python benchmarks/subsets.py --smoke"
+    assert data["command"] == "python -m benchmarks.subsets.subsets --smoke"
     assert data["threads"]["tensorflow_intra_op"] == data["settings"]["threads"] == 2
     assert data["machine"]["cores"] >= 1 and _positive(data["wall_s"])
     assert [row["mode"] for row in data["rows"]] == ["soft", "hard"]

@@ -1,4 +1,4 @@
-"""Smoke test of benchmarks/vector_quantizer.py: it runs and writes well-formed results.
+"""Smoke test of benchmarks/quantizer/vector_quantizer.py: it runs and writes well-formed results.
 
 No timing is asserted: only that both sides were measured, that the numbers
 are positive and finite, that the ratio and the target follow from the
@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "benchmarks" / "vector_quantizer.py"
 
 
 def _reject_constant(name):
@@ -29,7 +28,14 @@ def results(tmp_path_factory):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--smoke", "--out", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.quantizer.vector_quantizer",
+            "--smoke",
+            "--out",
+            str(out),
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -50,7 +56,7 @@ def _positive(value):
 def test_structure(results):
     data, _ = results
     assert data["smoke"] is True
-    assert data["command"] == "python benchmarks/vector_quantizer.py --smoke"
+    assert data["command"] == "python -m benchmarks.quantizer.vector_quantizer --smoke"
     for key in ("settings", "sides", "ratio", "target", "machine", "threads", "load_average"):
         assert key in data
     assert data["threads"]["tensorflow_intra_op"] == 2

@@ -11,6 +11,10 @@ package installs are disabled and HTTP(S) goes to a closed local port
 (loopback, which the serving notebook uses, is exempt). The checkout comes
 first on the kernel's `PYTHONPATH`, so the kernel imports the code under test
 whether or not the package is installed.
+
+When `KERAS_GUMBEL_EXECUTED_NOTEBOOKS` names a folder, each notebook that
+runs cleanly is also written there with its outputs; the documentation build
+renders those copies, figures included (see `docs/conf.py`).
 """
 
 import os
@@ -24,6 +28,8 @@ NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 # A port nothing listens on: a download attempt fails at once.
 CLOSED_PROXY = "http://127.0.0.1:9"
 CELL_TIMEOUT_S = 600
+# A folder for the executed copies that the documentation renders (optional).
+EXECUTED_DIR_VARIABLE = "KERAS_GUMBEL_EXECUTED_NOTEBOOKS"
 
 
 def kernel_env():
@@ -76,3 +82,8 @@ def test_notebook_runs(path, tmp_path):
         if "plt.show()" in cell.source:
             images = [o for o in cell.outputs if "image/png" in o.get("data", {})]
             assert images, f"cell {i} of {path.name} shows no figure"
+
+    executed_dir = os.environ.get(EXECUTED_DIR_VARIABLE)
+    if executed_dir:
+        Path(executed_dir).mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, Path(executed_dir) / path.name)

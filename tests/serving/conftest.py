@@ -1,6 +1,6 @@
 """Fixtures for the serving tests: fixture SavedModels, base paths, servers, stubs.
 
-The fixture model (see `serving_fixture_model.py`) is written once per test
+The fixture model (see `keras_gumbel.serving.fixture_model`) is written once per test
 session in two versions with different weights; each test copies what it
 needs into its own base path `tmp/models/gumbel/<version>/`.
 """
@@ -8,13 +8,13 @@ needs into its own base path `tmp/models/gumbel/<version>/`.
 import numpy as np
 import pytest
 import tensorflow as tf
-from serving_fixture_model import D
-from serving_fixture_model import save_fixture_model
 from serving_helpers import MODEL_NAME
 from serving_helpers import Stubs
 from serving_helpers import add_version
 
 from keras_gumbel.serving import serve
+from keras_gumbel.serving.fixture_model import D
+from keras_gumbel.serving.fixture_model import save_fixture_model
 
 
 @pytest.fixture(scope="session")

@@ -7,11 +7,11 @@ import time
 import grpc
 import numpy as np
 import pytest
-from serving_fixture_model import D
 from serving_helpers import MODEL_NAME
 
 from keras_gumbel.serving import ServingClient
 from keras_gumbel.serving import ServingError
+from keras_gumbel.serving.fixture_model import D
 
 pytestmark = pytest.mark.serving
 

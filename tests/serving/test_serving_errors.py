@@ -3,8 +3,6 @@
 import grpc
 import numpy as np
 import pytest
-from serving_fixture_model import D
-from serving_fixture_model import N
 from serving_helpers import MODEL_NAME
 from serving_helpers import predict_request
 from serving_helpers import rpc_error
@@ -15,6 +13,9 @@ from tensorflow_serving.apis import get_model_metadata_pb2
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.apis import model_pb2
 from tensorflow_serving.apis import regression_pb2
+
+from keras_gumbel.serving.fixture_model import D
+from keras_gumbel.serving.fixture_model import N
 
 pytestmark = pytest.mark.serving
 

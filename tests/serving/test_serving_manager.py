@@ -5,13 +5,13 @@ import shutil
 import grpc
 import numpy as np
 import pytest
-from serving_fixture_model import D
 from serving_helpers import MODEL_NAME
 from tensorflow_serving.apis import get_model_status_pb2
 
 from keras_gumbel.serving import ServingError
 from keras_gumbel.serving import parse_version_policy
 from keras_gumbel.serving.config import make_model_config
+from keras_gumbel.serving.fixture_model import D
 from keras_gumbel.serving.model_manager import ModelManager
 from keras_gumbel.serving.model_manager import aspired_versions
 from keras_gumbel.serving.model_manager import list_versions

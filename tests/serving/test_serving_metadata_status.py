@@ -1,9 +1,6 @@
 """GetModelMetadata and GetModelStatus, raw and through the client."""
 
 import pytest
-from serving_fixture_model import D
-from serving_fixture_model import K
-from serving_fixture_model import N
 from serving_helpers import MODEL_NAME
 from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
@@ -11,6 +8,9 @@ from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.apis import model_pb2
 
 from keras_gumbel.serving import ServingClient
+from keras_gumbel.serving.fixture_model import D
+from keras_gumbel.serving.fixture_model import K
+from keras_gumbel.serving.fixture_model import N
 
 pytestmark = pytest.mark.serving
 

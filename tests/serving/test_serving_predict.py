@@ -6,13 +6,13 @@ import pathlib
 import numpy as np
 import pytest
 import tensorflow as tf
-from serving_fixture_model import D
-from serving_fixture_model import K
-from serving_fixture_model import N
 from serving_helpers import MODEL_NAME
 from serving_helpers import predict_request
 
 from keras_gumbel.serving import ServingClient
+from keras_gumbel.serving.fixture_model import D
+from keras_gumbel.serving.fixture_model import K
+from keras_gumbel.serving.fixture_model import N
 
 pytestmark = pytest.mark.serving
 

@@ -7,8 +7,9 @@ import urllib.request
 import numpy as np
 import pytest
 import tensorflow as tf
-from serving_fixture_model import D
 from serving_helpers import MODEL_NAME
+
+from keras_gumbel.serving.fixture_model import D
 
 pytestmark = pytest.mark.serving
 
