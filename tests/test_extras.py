@@ -59,6 +59,8 @@ def test_every_extra_installs_the_modules_it_is_named_for():
     for extra in ("tensorflow", "serving", "paper", "jax", "notebooks"):
         runtime |= _requirement_names(extras[extra])
     assert runtime <= _requirement_names(extras["all"])
+    # The docs site imports every subpackage for its API reference and runs the notebooks.
+    assert runtime - {"jax", "jaxlib"} <= _requirement_names(extras["docs"])
     assert runtime <= _requirement_names(extras["test"])
     assert _requirement_names(extras["release"]) <= _requirement_names(extras["test"])
 
