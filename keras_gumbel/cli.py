@@ -15,6 +15,56 @@ import sys
 
 MODELS = ("categorical-vae", "bernoulli-vae", "sbn-bernoulli", "sbn-categorical", "semi-supervised")
 
+# The extra each command needs (see keras_gumbel/_extras.py); none is needed for --help.
+COMMAND_EXTRAS = {
+    "train": "paper",
+    "evaluate": "paper",
+    # The demo trains, then exports, serves and encodes.
+    "demo": "paper,serving",
+    "export": "serving",
+    "serve": "serving",
+    "encode": "serving",
+}
+
+# The library's errors that a command reports in one line, by the module that defines them.
+_LIBRARY_ERRORS = (
+    ("keras_gumbel.datasets", "DatasetError"),
+    ("keras_gumbel.export", "ExportError"),
+    ("keras_gumbel.serving", "ServingError"),
+    ("keras_gumbel.training", "RunError"),
+)
+
+
+def _extras():
+    """`keras_gumbel/_extras.py`, loaded without the package (whose import loads Keras).
+
+    It is registered under its own name, so the package's later imports of it
+    find this module and its `MissingExtraError` is one class.
+    """
+    module = sys.modules.get("keras_gumbel._extras")
+    if module is None:
+        import importlib.util
+
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_extras.py")
+        spec = importlib.util.spec_from_file_location("keras_gumbel._extras", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules["keras_gumbel._extras"] = module
+    return module
+
+
+def _library_errors():
+    """The error classes of `_LIBRARY_ERRORS` whose subpackages are installed."""
+    import importlib
+
+    errors = []
+    for module, name in _LIBRARY_ERRORS:
+        try:
+            errors.append(getattr(importlib.import_module(module), name))
+        except _extras().MissingExtraError:
+            pass  # Commands that need the subpackage say so when they import it.
+    return tuple(errors)
+
 
 def quiet_tensorflow(verbose=False):
     """Loads TensorFlow without its C++ start-up logs, unless they are wanted.
@@ -471,6 +521,15 @@ def build_parser():
     return parser
 
 
+def _missing_extra(command):
+    """The one-line error of `command` if its extra is not installed, else None."""
+    try:
+        _extras().require_extra("this command", COMMAND_EXTRAS[command])
+    except _extras().MissingExtraError as error:
+        return f"keras-gumbel {command}: error: {error}"
+    return None
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     command = argv[1:2] if argv[:1] == ["--verbose"] else argv[:1]
@@ -478,20 +537,24 @@ def main(argv=None):
         # The server keeps TF Serving's own flag names; --verbose is ours.
         rest = argv[argv.index("serve") + 1 :]
         serve_args = [arg for arg in rest if arg != "--verbose"]
+        missing = _missing_extra("serve")
+        if missing:
+            print(missing, file=sys.stderr)
+            return 2
         quiet_tensorflow(verbose=argv[0] == "--verbose" or len(serve_args) < len(rest))
         from keras_gumbel.serving.server import main as serve_main
 
         return serve_main(serve_args, prog="keras-gumbel serve")
     args = build_parser().parse_args(argv)
+    missing = _missing_extra(args.command)
+    if missing:
+        print(missing, file=sys.stderr)
+        return 2
     quiet_tensorflow(args.verbose)
-    from keras_gumbel.datasets import DatasetError
-    from keras_gumbel.export import ExportError
-    from keras_gumbel.serving import ServingError
-    from keras_gumbel.training import RunError
-
+    errors = (*_library_errors(), _extras().MissingExtraError, ValueError, OSError)
     try:
         args.run(args)
-    except (DatasetError, ExportError, RunError, ServingError, ValueError, OSError) as error:
+    except errors as error:
         print(f"keras-gumbel {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

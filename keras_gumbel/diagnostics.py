@@ -28,6 +28,7 @@ import keras
 import numpy as np
 
 from keras_gumbel import estimators as estimators_lib
+from keras_gumbel._extras import require_extra
 from keras_gumbel.estimators.estimator import check_kind
 from keras_gumbel.estimators.estimator import log_prob
 
@@ -326,6 +327,7 @@ def plot_bias_variance(results, path, title=""):
     Returns:
         `str(path)`.
     """
+    require_extra("keras_gumbel.diagnostics.plot_bias_variance", "paper", modules=("matplotlib",))
     # A Figure object, not pyplot: the process's backend stays as it is.
     from matplotlib.figure import Figure
 

@@ -8,7 +8,12 @@ alone (figures in a notebook keep showing inline).
 import math
 
 import numpy as np
-from matplotlib.figure import Figure
+
+from keras_gumbel._extras import require_extra
+
+require_extra("keras_gumbel.plots", "paper", modules=("matplotlib",))
+
+from matplotlib.figure import Figure  # noqa: E402
 
 
 def _subplots(rows=1, columns=1, figsize=None, squeeze=True):

@@ -3,8 +3,8 @@
 import numbers
 
 import numpy as np
-import tensorflow as tf
 
+from keras_gumbel._extras import import_tensorflow
 from keras_gumbel.datasets.binarize import as_intensities
 from keras_gumbel.datasets.binarize import check_seed
 from keras_gumbel.datasets.errors import DatasetError
@@ -99,6 +99,7 @@ def make_dataset(
     >>> [tuple(batch.shape) for batch in ds]
     [(4, 784), (4, 784), (2, 784)]
     """
+    tf = import_tensorflow("keras_gumbel.datasets.make_dataset")
     if (
         isinstance(batch_size, bool)
         or not isinstance(batch_size, numbers.Integral)

@@ -3,8 +3,8 @@
 import numbers
 
 import numpy as np
-import tensorflow as tf
 
+from keras_gumbel._extras import import_tensorflow
 from keras_gumbel.datasets.binarize import check_seed
 from keras_gumbel.datasets.errors import DatasetError
 from keras_gumbel.datasets.pipeline import make_dataset
@@ -109,6 +109,7 @@ def make_semi_supervised_dataset(
     Raises:
         DatasetError: If an argument is invalid.
     """
+    tf = import_tensorflow("keras_gumbel.datasets.make_semi_supervised_dataset")
     seed = check_seed(seed)
     num_labelled = len(labelled_images)
     if labelled_batch_size is None:

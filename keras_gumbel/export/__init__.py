@@ -62,6 +62,13 @@ exports from a TensorFlow process: save it as a `.keras` file and load it
 there (or run `keras-gumbel export MODEL.keras`).
 """
 
+from keras_gumbel._extras import require_extra
+
+# Exporting the package's own models imports them, hence TensorFlow Probability.
+require_extra(
+    "keras_gumbel.export", "serving", modules=("tensorflow", "tensorflow_probability", "tf_keras")
+)
+
 import json
 import os
 import shutil

@@ -1,5 +1,9 @@
 """The models of Jang, Gu & Poole (2017), and their evaluation."""
 
+from keras_gumbel._extras import require_extra
+
+require_extra("keras_gumbel.models", "tensorflow")
+
 from keras_gumbel.models.bernoulli_vae import BernoulliVAE
 from keras_gumbel.models.categorical_vae import CategoricalVAE
 from keras_gumbel.models.discrete_vae import DiscreteVAE

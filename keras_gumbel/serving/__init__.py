@@ -20,6 +20,13 @@ server.stop()
 ```
 """
 
+from keras_gumbel._extras import require_extra
+
+# The server and client work on SavedModels and protos: no TensorFlow Probability.
+require_extra(
+    "keras_gumbel.serving", "serving", modules=("tensorflow", "grpc", "tensorflow_serving")
+)
+
 from keras_gumbel.serving.client import ServingClient
 from keras_gumbel.serving.config import parse_version_policy
 from keras_gumbel.serving.config import read_model_config_file

@@ -1,5 +1,9 @@
 """Training runs of the paper's models: config, checkpoints, train, evaluate."""
 
+from keras_gumbel._extras import require_extra
+
+require_extra("keras_gumbel.training", "paper")
+
 from keras_gumbel.training.checkpoints import RunCheckpoint
 from keras_gumbel.training.checkpoints import latest_checkpoint
 from keras_gumbel.training.config import ConfigError
