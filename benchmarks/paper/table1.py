@@ -568,6 +568,7 @@ def main(argv=None):
     title = f"Validation loss per epoch ({payload['data']}, {protocol.name} protocol)"
     plot_curves(cells, args.models, args.estimators, f"{stem}.png", title)
     text = markdown(payload, cells, args.models, args.estimators, orderings, targets)
+    text = portable(text, args.data)
     Path(f"{stem}.md").write_text(text)
     print(text)
 

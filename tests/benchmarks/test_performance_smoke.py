@@ -204,8 +204,8 @@ def test_merge_reruns_one_part(results, tmp_path):
     (tmp_path / "performance.json").write_text(json.dumps(previous))
     # An absolute data directory is recorded by its placeholder (smoke runs
     # time random bits, so it need not exist).
-    data = str(tmp_path / "fashion-mnist")
-    argv = ["--smoke", "--only", "evaluation", "--merge", "--eval-data", data]
+    eval_data = str(tmp_path / "fashion-mnist")
+    argv = ["--smoke", "--only", "evaluation", "--merge", "--eval-data", eval_data]
     merged, text = _run(*argv, "--out", str(tmp_path))
     rerun = f"python -m {MODULE} --smoke --only evaluation --merge --eval-data FASHION_MNIST_DIR"
     assert merged["command"] == rerun
