@@ -438,6 +438,13 @@ def sort_indices(scores):
 
     Returns:
         Int32 tensor `[..., n]`: `indices[..., i]` is the item of rank `i`.
+
+    Example:
+
+    >>> import keras
+    >>> from keras_gumbel.ops import sort_indices
+    >>> keras.ops.convert_to_numpy(sort_indices(keras.ops.array([0.5, 2.0, 0.5, 1.0]))).tolist()
+    [1, 3, 0, 2]
     """
     n = _check_vector("scores", scores)
     return ops.cast(ops.top_k(ops.cast(scores, "float32"), n)[1], "int32")
