@@ -1,6 +1,14 @@
 """Tests of the `keras-gumbel` command line: one-line errors, non-zero exits,
-no TensorFlow start-up logs and no TensorFlow at all for help and errors."""
+no TensorFlow start-up logs and no TensorFlow at all for help and errors.
 
+What only a fresh process shows (which modules `--help` loads, TensorFlow's
+start-up logs, the entry point itself) runs the entry point in a subprocess;
+everything else calls `keras_gumbel.cli.main(argv)` in the test process,
+which already has TensorFlow loaded, with standard output and error captured
+at the file-descriptor level, so that stray C++ or absl lines still count.
+"""
+
+import collections
 import os
 import re
 import subprocess
@@ -9,6 +17,8 @@ from pathlib import Path
 
 import pytest
 from testing import BACKEND
+
+from keras_gumbel import cli
 
 pytestmark = pytest.mark.skipif(
     BACKEND != "tensorflow", reason="the command line uses the TensorFlow backend"
@@ -31,6 +41,25 @@ def run_cli(*args, timeout=120, **env):
         [sys.executable, "-m", "keras_gumbel_cli", *args],
         env=_env(**env), capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
     )  # fmt: skip
+
+
+Result = collections.namedtuple("Result", "returncode stdout stderr")
+
+
+@pytest.fixture
+def call_cli(capfd):
+    """`call_cli(*args)`: `keras-gumbel ARGS` in this process, as a `Result`."""
+
+    def call(*args):
+        capfd.readouterr()  # drop what earlier code printed
+        try:
+            code = cli.main([str(arg) for arg in args])
+        except SystemExit as exit:  # argparse's usage errors and --help
+            code = exit.code
+        out, err = capfd.readouterr()
+        return Result(code or 0, out, err)
+
+    return call
 
 
 def _error_line(result):
@@ -75,9 +104,10 @@ def test_tensorflow_logs_only_with_verbose_or_the_users_own_level(tmp_path):
     quiet = run_cli("evaluate", str(tmp_path))
     assert quiet.returncode == 2
     assert _error_line(quiet).startswith("keras-gumbel evaluate: error:")
+    # --verbose before the command parses as after it (one start-up less).
+    assert cli.build_parser().parse_args(["--verbose", "evaluate", str(tmp_path)]).verbose
     for result in (
         run_cli("evaluate", str(tmp_path), "--verbose"),
-        run_cli("--verbose", "evaluate", str(tmp_path)),
         run_cli("evaluate", str(tmp_path), TF_CPP_MIN_LOG_LEVEL="0"),
     ):
         assert result.returncode == 2
@@ -127,16 +157,16 @@ def test_serve_output_starts_with_our_line(tmp_path):
         (["evaluate"], "the following arguments are required: run_dir"),
     ],
 )
-def test_bad_arguments_fail_with_one_line(args, pattern):
-    result = run_cli(*args)
+def test_bad_arguments_fail_with_one_line(call_cli, args, pattern):
+    result = call_cli(*args)
     assert result.returncode == 2
     assert result.stdout == ""
     line = _error_line(result)
     assert line.startswith("keras-gumbel ") and pattern in line
 
 
-def test_errors_from_the_library_are_one_line(tmp_path):
-    missing = run_cli(
+def test_errors_from_the_library_are_one_line(call_cli, tmp_path):
+    missing = call_cli(
         "train", "categorical-vae", "--data", str(tmp_path / "nowhere"), "-o", str(tmp_path / "r")
     )
     assert missing.returncode == 2
@@ -146,15 +176,15 @@ def test_errors_from_the_library_are_one_line(tmp_path):
 
     blocker = tmp_path / "file"
     blocker.write_text("")
-    unwritable = run_cli("train", "categorical-vae", "--epochs", "1", "-o", str(blocker / "run"))
+    unwritable = call_cli("train", "categorical-vae", "--epochs", "1", "-o", str(blocker / "run"))
     assert unwritable.returncode == 2 and "cannot write to run directory" in _error_line(unwritable)
 
-    estimator = run_cli(
+    estimator = call_cli(
         "train", "categorical-vae", "--estimator", "magic", "-o", str(tmp_path / "r2")
     )
     assert estimator.returncode == 2 and "`estimator` must be one of" in _error_line(estimator)
 
-    option = run_cli(
+    option = call_cli(
         "train", "categorical-vae", "--estimator", "muprop",
         "--estimator-option", "nrmalize=false", "-o", str(tmp_path / "r3"),
     )  # fmt: skip
@@ -162,11 +192,11 @@ def test_errors_from_the_library_are_one_line(tmp_path):
     assert "`estimator_options` of muprop" in _error_line(option)
     assert "nrmalize" in _error_line(option)
 
-    not_a_run = run_cli("evaluate", str(tmp_path))
+    not_a_run = call_cli("evaluate", str(tmp_path))
     assert not_a_run.returncode == 2 and "is not a run directory" in _error_line(not_a_run)
 
 
-def test_train_then_evaluate(tmp_path):
+def test_train_then_evaluate(call_cli, tmp_path):
     run = tmp_path / "run"
     common = [
         "--batch-size",
@@ -179,20 +209,20 @@ def test_train_then_evaluate(tmp_path):
         "-o",
         str(run),
     ]
-    trained = run_cli("train", "sbn-bernoulli", "--epochs", "1", *common)
+    trained = call_cli("train", "sbn-bernoulli", "--epochs", "1", *common)
     assert trained.returncode == 0, trained.stderr[-2000:]
     assert trained.stdout.startswith("keras-gumbel train: sbn-bernoulli on mnist-sample, 1 epoch")
     assert trained.stderr == ""
     assert "test_negative_bound" in trained.stdout
-    again = run_cli("train", "sbn-bernoulli", "--epochs", "1", *common)
+    again = call_cli("train", "sbn-bernoulli", "--epochs", "1", *common)
     assert again.returncode == 2 and "already exists" in _error_line(again)
-    evaluated = run_cli("evaluate", str(run), "--samples", "5")
+    evaluated = call_cli("evaluate", str(run), "--samples", "5")
     assert evaluated.returncode == 0
     assert re.search(r"test_bound_samples\s+5\n", evaluated.stdout)
 
 
 @pytest.mark.serving
-def test_export_serve_and_encode_from_the_command_line(tmp_path):
+def test_export_serve_and_encode_from_the_command_line(call_cli, tmp_path):
     import numpy as np
 
     from keras_gumbel.serving import serve
@@ -207,8 +237,8 @@ def test_export_serve_and_encode_from_the_command_line(tmp_path):
         verbose=0,
         evaluate_after=False,
     )
-    exported = run_cli(
-        "export", str(run), "--base-path", str(tmp_path / "exported"), "--name", "vae", timeout=300
+    exported = call_cli(
+        "export", str(run), "--base-path", str(tmp_path / "exported"), "--name", "vae"
     )
     assert exported.returncode == 0, exported.stderr[-2000:]
     assert "exported" in exported.stdout and (tmp_path / "exported" / "vae" / "1").is_dir()
@@ -218,10 +248,10 @@ def test_export_serve_and_encode_from_the_command_line(tmp_path):
     np.save(tmp_path / "images.npy", images)
     server = serve(tmp_path / "exported" / "vae", "vae", port=0)
     try:
-        encoded = run_cli(
+        encoded = call_cli(
             "encode", str(tmp_path / "images.npy"), "--server", server.address, "--model", "vae"
         )
-        missing = run_cli(
+        missing = call_cli(
             "encode", str(tmp_path / "images.npy"), "--server", server.address, "--model", "nope"
         )
     finally:
@@ -237,15 +267,15 @@ def test_export_serve_and_encode_from_the_command_line(tmp_path):
     ) and "Servable not found for request: Latest(nope)" in _error_line(missing)
 
 
-def test_serve_help_uses_tf_serving_flag_names():
-    result = run_cli("serve", "--help")
+def test_serve_help_uses_tf_serving_flag_names(call_cli):
+    result = call_cli("serve", "--help")
     assert result.returncode == 0
     assert "--model_base_path" in result.stdout and "--rest_api_port" in result.stdout
 
 
-def test_semi_supervised_train_reports_accuracy_and_refuses_export(tmp_path):
+def test_semi_supervised_train_reports_accuracy_and_refuses_export(call_cli, tmp_path):
     run = tmp_path / "m2"
-    trained = run_cli(
+    trained = call_cli(
         "train", "semi-supervised", "--epochs", "1", "--batch-size", "500",
         "--estimator", "st_gumbel_softmax", "--quiet", "-o", str(run),
     )  # fmt: skip
@@ -255,14 +285,14 @@ def test_semi_supervised_train_reports_accuracy_and_refuses_export(tmp_path):
     config = (run / "config.json").read_text()
     # The paper's settings for M2: dynamic binarization, tau recomputed every 2000 steps.
     assert '"binarization": "dynamic"' in config and '"anneal_interval": 2000' in config
-    exported = run_cli("export", str(run), "--base-path", str(tmp_path / "models"))
+    exported = call_cli("export", str(run), "--base-path", str(tmp_path / "models"))
     assert exported.returncode == 2 and "semi-supervised run" in _error_line(exported)
-    wrong = run_cli("train", "semi-supervised", "--estimator", "darn", "-o", str(tmp_path / "x"))
+    wrong = call_cli("train", "semi-supervised", "--estimator", "darn", "-o", str(tmp_path / "x"))
     assert wrong.returncode == 2
     assert "`estimator` must be one of marginalize, gumbel_softmax" in _error_line(wrong)
 
 
-def test_export_a_keras_model_file(tmp_path):
+def test_export_a_keras_model_file(call_cli, tmp_path):
     import keras
 
     import keras_gumbel as kg
@@ -274,15 +304,15 @@ def test_export_a_keras_model_file(tmp_path):
     )
     keras.Model(inputs, logits).save(tmp_path / "plain.keras")
     models = tmp_path / "models"
-    exported = run_cli(
+    exported = call_cli(
         "export", str(tmp_path / "tiny.keras"), "--base-path", str(models), "--skip-cli-check"
     )
     assert exported.returncode == 0, exported.stderr[-2000:]
     assert exported.stdout == f"Exported and verified: {models / 'tiny' / '1'}\n"
     assert exported.stderr == ""
-    plain = run_cli("export", str(tmp_path / "plain.keras"), "--base-path", str(models))
+    plain = call_cli("export", str(tmp_path / "plain.keras"), "--base-path", str(models))
     assert plain.returncode == 2
     assert "has no layer with discrete codes" in _error_line(plain)
-    missing = run_cli("export", str(tmp_path / "nope.keras"), "--base-path", str(models))
+    missing = call_cli("export", str(tmp_path / "nope.keras"), "--base-path", str(models))
     assert missing.returncode == 2 and "no such model file" in _error_line(missing)
     assert sorted(p.name for p in models.iterdir()) == ["tiny"]

@@ -6,8 +6,18 @@ import struct
 
 import keras
 import numpy as np
+import pytest
 
 BACKEND = keras.backend.backend()
+
+# `jit_compile=True` is XLA on TensorFlow and JAX and torch.compile on
+# PyTorch. torch.compile works with these layers, but compiling a small model
+# takes one to two minutes on a CPU, so on PyTorch the compiled runs are slow
+# tests (`-m slow`). Use `pytest.param(True, marks=SLOW_ON_TORCH)`.
+SLOW_ON_TORCH = [pytest.mark.slow] if BACKEND == "torch" else []
+# For tests about training rather than compilation: XLA on TensorFlow and JAX,
+# uncompiled on PyTorch.
+JIT_COMPILE = BACKEND != "torch"
 
 
 def to_numpy(x):
@@ -31,7 +41,7 @@ def grad(fn, x):
     if BACKEND == "torch":
         x = keras.ops.convert_to_tensor(x).detach().requires_grad_(True)
         fn(x).backward()
-        return x.grad.cpu().numpy()
+        return to_numpy(x.grad)  # also bfloat16, which has no NumPy view in torch
     raise NotImplementedError(BACKEND)
 
 

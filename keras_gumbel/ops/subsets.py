@@ -107,10 +107,20 @@ def _from_last(x, axis):
     return x if axis in (-1, len(x.shape) - 1) else ops.moveaxis(x, -1, axis)
 
 
-def _top_k_of_scores(scores, k, axis, num_classes):
+def _top_k_of_scores(scores, k, axis, num_classes, ties_to_lower_index=False):
     """Indices (int32, -1 for non-candidates) and float32 k-hot of the top k."""
-    values, indices = ops.top_k(_to_last(scores, axis), k)
-    indices = ops.where(values > _MASKED_SCORE, indices, -1)
+    scores = _to_last(scores, axis)
+    if ties_to_lower_index:
+        # `ops.top_k` gives ties to the lower index on TensorFlow and JAX but
+        # not on PyTorch (`torch.topk` may even choose another set); a stable
+        # sort of the negated scores does on every backend.
+        indices = ops.argsort(ops.negative(scores), axis=-1)[..., :k]
+        values = ops.take_along_axis(scores, indices, axis=-1)
+    else:
+        # Ties among noisy scores have probability zero: the cheaper top_k.
+        values, indices = ops.top_k(scores, k)
+    # PyTorch's top_k returns int64 indices; the documented dtype is int32.
+    indices = ops.where(values > _MASKED_SCORE, ops.cast(indices, "int32"), -1)
     # A sum of one-hot rows is exactly k-hot; a threshold at the k-th value
     # would mark k + 1 classes on a tie.
     k_hot = ops.sum(ops.one_hot(indices, num_classes, dtype="float32"), axis=-2)
@@ -221,7 +231,9 @@ def k_hot_top_k(logits, k, axis=-1, mask=None):
     ([[3, 1]], [[0.0, 1.0, 0.0, 1.0]])
     """
     x, candidates, num_classes = _scores(logits, k, mask, "k_hot_top_k", axis)
-    indices, k_hot = _top_k_of_scores(ops.where(candidates, x, _MASKED_SCORE), k, axis, num_classes)
+    indices, k_hot = _top_k_of_scores(
+        ops.where(candidates, x, _MASKED_SCORE), k, axis, num_classes, ties_to_lower_index=True
+    )
     return indices, ops.cast(k_hot, logits.dtype)
 
 

