@@ -17,6 +17,10 @@ from pathlib import Path
 import pytest
 from docs_site_build import built_site
 
+# Under pytest-xdist (`--dist loadgroup`) every test of the site runs in one worker,
+# so the site is built once per run, not once per worker.
+pytestmark = pytest.mark.xdist_group("docs_site")
+
 PACKAGES = (
     "keras_gumbel",
     "keras_gumbel.ops",

@@ -30,6 +30,10 @@ import pytest
 from docs_site_build import REPO
 from docs_site_build import built_site
 
+# Under pytest-xdist (`--dist loadgroup`) every test of the site runs in one worker,
+# so the site is built once per run, not once per worker.
+pytestmark = pytest.mark.xdist_group("docs_site")
+
 CHROMIUM = "/usr/bin/chromium"
 needs_chromium = pytest.mark.skipif(
     not Path(CHROMIUM).exists(),

@@ -26,10 +26,13 @@ def test_quickstart_runs(capsys):
     assert namespace["history"].history["loss"][-1] < namespace["history"].history["loss"][0]
 
 
-def test_test_command_runs_both_backends():
+def test_test_command_runs_every_backend_and_check():
     command = _block("test-command")
     assert "pip install" in command and "python -m pytest" in command
-    assert "KERAS_BACKEND=jax" in command
+    assert "KERAS_BACKEND=jax" in command and "KERAS_BACKEND=torch" in command
+    assert "--doctest-modules keras_gumbel" in command
+    assert "-m notebook" in command and "-m install" in command
+    assert "twine check" in command and "hf" in command and "docs" in command
 
 
 def _numbers(text):
