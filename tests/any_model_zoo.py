@@ -163,6 +163,31 @@ def vector_quantizer_model():
     return model, inputs_fn, codes
 
 
+def permutation_model():
+    """Jigsaw-style: a 2x2 grid of 14x14 pieces of an MNIST digit, each piece scored
+    against the 4 positions, through a straight-through GumbelSinkhorn; its codes are
+    the exact maximum-weight matching (the position of each piece)."""
+    pieces = keras.Input(shape=(4, 14 * 14), name="pieces")
+    h = keras.layers.Dense(32, activation="relu")(pieces)
+    scores = keras.layers.Dense(4)(h)  # [batch, piece, position]
+    perm = kg.GumbelSinkhorn(temperature=0.5, hard=True, seed=0, name="perm")(scores)
+    outputs = keras.layers.Dense(4)(keras.layers.Flatten()(perm))
+    model = keras.Model(pieces, outputs)
+    score_model = keras.Model(pieces, scores)
+
+    def inputs_fn(n, seed=0):
+        images = datasets.load("mnist-sample").x_test[:n].astype("float32")
+        grid = images.reshape(n, 2, 14, 2, 14).transpose(0, 1, 3, 2, 4).reshape(n, 4, 196)
+        order = np.random.default_rng(seed).permuted(np.tile(np.arange(4), (n, 1)), axis=1)
+        return np.take_along_axis(grid, order[:, :, None], axis=1)
+
+    def codes(x):
+        perm_indices = kg.ops.matching(score_model(x, training=False))
+        return keras.ops.convert_to_numpy(perm_indices).astype("int64")
+
+    return model, inputs_fn, codes
+
+
 JAX_SCRIPT = textwrap.dedent(
     """
     import json, sys

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from any_model_zoo import ROOT
 from any_model_zoo import conv_model
+from any_model_zoo import permutation_model
 from any_model_zoo import quickstart_model
 from any_model_zoo import subclassed_model
 from any_model_zoo import token_model
@@ -28,7 +29,7 @@ from keras_gumbel.serving import ServingError
 
 pytestmark = pytest.mark.serving
 
-MODELS = ("quickstart", "conv", "tokens", "subclassed", "jax", "vq")
+MODELS = ("quickstart", "conv", "tokens", "subclassed", "jax", "vq", "perm")
 N = 1000
 
 
@@ -161,3 +162,13 @@ def test_a_vector_quantizer_model(server):
     inputs = inputs_fn(N)
     _check(server, "vq", model, inputs, codes_fn)
     assert codes_fn(inputs[:2]).shape == (2, 28, 2)
+
+
+def test_a_gumbel_sinkhorn_model_serves_permutations(server):
+    model, inputs_fn, codes_fn = permutation_model()
+    inputs = inputs_fn(N)
+    _check(server, "perm", model, inputs, codes_fn)
+    codes = codes_fn(inputs)
+    # Each served code row is a permutation of the 4 positions, and not always the same.
+    np.testing.assert_array_equal(np.sort(codes, axis=1), np.tile(np.arange(4), (N, 1)))
+    assert len({tuple(row) for row in codes}) > 1
