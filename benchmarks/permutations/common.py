@@ -127,6 +127,7 @@ def train_resumable(model, run_dir, num_chunks, chunk_data, callbacks=(), log=pr
         tmp = run_dir / "checkpoint.tmp.weights.h5"
         model.save_weights(tmp)
         os.replace(tmp, weights)
+        state["optimizer_steps"] = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
         write_json(state_path, state)
         log(
             f"chunk {chunk + 1}/{num_chunks}: loss {chunk_log.loss:.5f}, "
@@ -146,6 +147,7 @@ def finish_unit(experiment, unit, config, metrics, state, command, results=RESUL
         "steps": config["steps"],
         "loss_per_chunk": [round(v, 6) for v in state["losses"]],
         "resumed_after_chunks": state.get("resumed_at", []),
+        "optimizer_steps": state.get("optimizer_steps"),
         "command": command,
         "environment": environment(),
         "finished": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
