@@ -182,11 +182,14 @@ def add_training_arguments(parser, steps, chunk_steps, batch_size, learning_rate
     parser.add_argument("--batch-size", type=int, default=batch_size)
     parser.add_argument("--learning-rate", type=float, default=learning_rate)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--tag", default=None, help="a suffix of the unit's name, for a variant of a cell"
+    )
     parser.add_argument("--runs-dir", default=str(DEFAULT_RUNS))
     parser.add_argument("--results", default=str(RESULTS))
 
 
-TRAINING_KEYS = ("steps", "chunk_steps", "batch_size", "learning_rate", "seed")
+TRAINING_KEYS = ("steps", "chunk_steps", "batch_size", "learning_rate", "seed", "tag")
 
 
 def config_of(args, keys):
@@ -204,6 +207,11 @@ def unit_command(module, args, keys, data_key=None):
     if os.path.normpath(args.runs_dir) != os.path.normpath(DEFAULT_RUNS):
         options.append(("--runs-dir", portable(args.runs_dir, "RUNS_DIR")))
     return command_line(module, "unit", options)
+
+
+def tagged(name, args):
+    """A unit's name with its seed and tag, when they are not the defaults."""
+    return name + (f"__s{args.seed}" if args.seed else "") + (f"__{args.tag}" if args.tag else "")
 
 
 def num_chunks(args):

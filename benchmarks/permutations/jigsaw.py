@@ -108,7 +108,7 @@ def parse(argv):
 
 
 def unit_name(args):
-    return f"k{args.k}" + (f"__s{args.seed}" if args.seed else "")
+    return common.tagged(f"k{args.k}", args)
 
 
 def temperature_callbacks(args):

@@ -157,7 +157,7 @@ def unit_name(args):
     name = f"{args.method}__n{args.n:02d}"
     if args.noise_factor and args.method != "gumbel_sinkhorn":
         name += "__stochastic"
-    return name + (f"__s{args.seed}" if args.seed else "")
+    return common.tagged(name, args)
 
 
 def as_uint8(images):

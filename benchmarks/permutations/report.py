@@ -57,9 +57,9 @@ PUBLISHED_NOTE = {
         "Its values could not be checked against the paper's text here, so none is quoted."
     ),
     "mnist_sort": (
-        f"Published: {GROVER}, checked against the paper's text. SoftSort's table (Prillo & "
-        "Eisenschlos, ICML 2020, arXiv:2006.16038) could not be checked here, so it is not "
-        "quoted."
+        f"Published: {GROVER}, checked against a copy of the paper's text. SoftSort's "
+        "table (Prillo & Eisenschlos, ICML 2020, arXiv:2006.16038) could not be checked "
+        "here, so it is not quoted."
     ),
 }
 
@@ -117,12 +117,17 @@ def _method_label(u):
     return label
 
 
+def _row_label(u):
+    tag = u["config"].get("tag")
+    return _method_label(u) + (f" [{tag}]" if tag else "")
+
+
 def _table_mnist_sort(units):
     lines = [
         "| method | n | steps x batch | exact (element-wise), ours | published | train s |",
         "|---|---|---|---|---|---|",
     ]
-    for u in sorted(units, key=lambda u: (_method_label(u), u["config"]["n"])):
+    for u in sorted(units, key=lambda u: (_row_label(u), u["config"]["n"])):
         m, config = u["metrics"], u["config"]
         label = _method_label(u)
         published = "n/a"
@@ -130,7 +135,7 @@ def _table_mnist_sort(units):
             exact, element = GROVER_TABLE[label][GROVER_N.index(config["n"])]
             published = f"{exact:.3f} ({element:.3f})"
         lines.append(
-            f"| {label} | {config['n']} | {u['steps']} x {config['batch_size']} | "
+            f"| {_row_label(u)} | {config['n']} | {u['steps']} x {config['batch_size']} | "
             f"{m['exact']:.3f} ({m['elementwise']:.3f}) | {published} | "
             f"{u['train_seconds']:.0f} |"
         )
@@ -193,7 +198,7 @@ def _figure_mnist_sort(units, path):
             ax.annotate(f"{label} (paper)", (15, rows[-1][0]), fontsize=7, color="gray")
     by_label = {}
     for u in units:
-        by_label.setdefault(_method_label(u), []).append(u)
+        by_label.setdefault(_row_label(u), []).append(u)
     for label, group in sorted(by_label.items()):
         group.sort(key=lambda u: u["config"]["n"])
         ax.plot(

@@ -87,6 +87,7 @@ def parse(argv):
     unit.add_argument("--noise-factor", type=float, default=1.0)
     unit.add_argument("--num-test", type=int, default=1000)
     unit.add_argument("--seed", type=int, default=0)
+    unit.add_argument("--tag", default=None, help="a suffix of the unit's name, for a variant")
     unit.add_argument("--runs-dir", default=str(common.DEFAULT_RUNS))
     unit.add_argument("--results", default=str(common.RESULTS))
     report = sub.add_parser("report", help="assemble the units into the tables and figure")
@@ -95,7 +96,7 @@ def parse(argv):
 
 
 def unit_name(args):
-    return f"n{args.n:03d}" + (f"__s{args.seed}" if args.seed else "")
+    return common.tagged(f"n{args.n:03d}", args)
 
 
 def unit_command(args):
@@ -112,6 +113,7 @@ def unit_command(args):
         ("--noise-factor", args.noise_factor),
         ("--num-test", args.num_test),
         ("--seed", args.seed),
+        ("--tag", args.tag),
     ]
     if os.path.normpath(args.runs_dir) != os.path.normpath(common.DEFAULT_RUNS):
         options.append(("--runs-dir", common.portable(args.runs_dir, "RUNS_DIR")))
@@ -177,6 +179,7 @@ def run_unit(args):
             "noise_factor",
             "num_test",
             "seed",
+            "tag",
         )
     }
     path = common.finish_unit(
