@@ -96,6 +96,7 @@ def test_jigsaw_unit(tmp_path):
     assert result["config"]["data"] == "mnist-sample"
     m = result["metrics"]
     assert 0.0 <= m["puzzles_solved"] <= m["pieces_in_place"] <= 1.0
+    assert m["pieces_at_own_index"] <= m["pieces_in_place"]
     assert m["l1"] >= 0 and m["rmse"] >= 0
     examples = np.load(path.with_suffix(".examples.npz"))
     assert examples["scrambled"].shape == examples["recovered"].shape == (8, 27, 27)
