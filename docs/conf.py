@@ -92,7 +92,13 @@ def prepare_notebooks():
         else:
             nb = json.loads(source.read_text(encoding="utf-8"))
             nb["cells"].insert(
-                1, {"cell_type": "markdown", "metadata": {}, "source": STRIPPED_NOTE}
+                1,
+                {
+                    "cell_type": "markdown",
+                    "id": "stripped-note",
+                    "metadata": {},
+                    "source": STRIPPED_NOTE,
+                },
             )
             text = json.dumps(nb, indent=1, ensure_ascii=False)
         path = target / source.name
