@@ -17,6 +17,7 @@ from keras_gumbel import ops as gumbel_ops
 from keras_gumbel.validation import check_positive_float
 from keras_gumbel.validation import is_number
 
+#: The kinds of latent variable an estimator handles.
 KINDS = ("categorical", "bernoulli")
 
 
