@@ -22,6 +22,7 @@ EXPECTED = {
     "06_export_and_serve.ipynb",
     "07_subsets_and_feature_selection.ipynb",
     "08_serve_your_own_codes.ipynb",
+    "09_permutations_jigsaw.ipynb",
 }
 COLAB_URL = (
     "https://colab.research.google.com/github/keras-gumbel/keras-gumbel/blob/main/notebooks/"
