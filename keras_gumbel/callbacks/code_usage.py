@@ -126,11 +126,16 @@ def _attach(layer, counter):
 def _detach(layer):
     if "call" in vars(layer):
         object.__delattr__(layer, "call")
-    counter = vars(layer).get(_COUNTER_ATTR)
+    counter = getattr(layer, _COUNTER_ATTR, None)
     if counter is not None:
         with _unlocked(layer):
             layer._tracker.untrack(counter)
-        object.__delattr__(layer, _COUNTER_ATTR)
+        if _COUNTER_ATTR in vars(layer):
+            object.__delattr__(layer, _COUNTER_ATTR)
+        else:
+            # On the PyTorch backend a layer is a `torch.nn.Module`, which keeps
+            # a layer set as an attribute among its submodules instead.
+            layer._modules.pop(_COUNTER_ATTR, None)
 
 
 def _perplexity(counts):

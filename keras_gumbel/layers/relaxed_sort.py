@@ -45,6 +45,10 @@ class RelaxedSort(TemperatureLayer):
     a mask, and since its output has another shape it does not propagate
     one either.
 
+    Backends: TensorFlow, JAX and PyTorch. On PyTorch, `jit_compile=True`
+    (`torch.compile`) does not trace this layer: Dynamo fails inside Keras's
+    dtype resolution. Compile without it there (`jit_compile=False`).
+
     Args:
         temperature: Float > 0. Initial temperature, stored in the scalar
             float32 weight `temperature_variable`. Defaults to 1.0.

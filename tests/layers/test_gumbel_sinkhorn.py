@@ -104,7 +104,12 @@ def test_straight_through_gradient_is_the_soft_samples_and_finite_at_extremes():
         grads = {}
         for hard in (False, True):
             layer = GumbelSinkhorn(temperature=0.5, hard=hard, seed=3)
-            grads[hard] = grad(lambda t, layer=layer: keras.ops.sum(layer(t, training=True) * w), x)
+            grads[hard] = grad(
+                lambda t, layer=layer: keras.ops.sum(
+                    layer(t, training=True) * keras.ops.convert_to_tensor(w)
+                ),
+                x,
+            )
             assert np.all(np.isfinite(grads[hard]))
         np.testing.assert_array_equal(grads[True], grads[False])
         if scale == 1.0:
@@ -120,7 +125,7 @@ def test_temperature_gradient_when_learned():
         import tensorflow as tf
 
         with tf.GradientTape() as tape:
-            loss = keras.ops.sum(layer(x, training=True) * w)
+            loss = keras.ops.sum(layer(x, training=True) * keras.ops.convert_to_tensor(w))
         g = tape.gradient(loss, layer.temperature_variable.value)
         assert np.isfinite(float(g)) and float(g) != 0.0
     assert layer.trainable_weights == [layer.temperature_variable]

@@ -73,7 +73,12 @@ def test_straight_through_gradient_is_the_relaxed_ones_and_finite_at_extremes(me
         grads = {}
         for hard in (False, True):
             layer = RelaxedSort(temperature=0.5, method=method, hard=hard, noise_factor=1.0, seed=2)
-            grads[hard] = grad(lambda t, layer=layer: keras.ops.sum(layer(t, training=True) * w), s)
+            grads[hard] = grad(
+                lambda t, layer=layer: keras.ops.sum(
+                    layer(t, training=True) * keras.ops.convert_to_tensor(w)
+                ),
+                s,
+            )
             assert np.all(np.isfinite(grads[hard]))
         np.testing.assert_array_equal(grads[True], grads[False])
         if scale == 1.0:
@@ -114,6 +119,11 @@ def test_temperature_scheduler_anneals_the_layer():
 def test_fit_with_hard_sorts_trains_the_layers_before(mode):
     if BACKEND == "jax" and mode == "graph":
         pytest.skip("JAX has no non-XLA graph mode")
+    if BACKEND == "torch" and mode == "xla":
+        pytest.skip(
+            "jit_compile=True is torch.compile on PyTorch, whose Dynamo fails inside Keras's "
+            "dtype resolution when it traces the sort (stated in RelaxedSort's docstring)"
+        )
     keras.utils.set_random_seed(0)
     encoder = keras.layers.Dense(5)
     model = keras.Sequential(

@@ -86,9 +86,14 @@ def test_sinkhorn_is_finite_with_scores_of_magnitude_1e4_and_so_is_its_gradient(
     assert np.all(np.isfinite(s))
     np.testing.assert_allclose(s.sum(-1), 1.0, atol=1e-5)
     w = np.random.default_rng(1).normal(size=x.shape).astype("float32")
-    g = _grad(lambda t: keras.ops.sum(gumbel_ops.sinkhorn(t) * w), x)
+    g = _grad(lambda t: keras.ops.sum(gumbel_ops.sinkhorn(t) * keras.ops.convert_to_tensor(w)), x)
     assert np.all(np.isfinite(g))
-    g = _grad(lambda t: keras.ops.sum(gumbel_ops.gumbel_sinkhorn(t, 0.01, seed=0) * w), x)
+    g = _grad(
+        lambda t: keras.ops.sum(
+            gumbel_ops.gumbel_sinkhorn(t, 0.01, seed=0) * keras.ops.convert_to_tensor(w)
+        ),
+        x,
+    )
     assert np.all(np.isfinite(g))
 
 
@@ -108,7 +113,10 @@ def test_sinkhorn_of_half_precision_scores_is_computed_in_float32(dtype):
 def test_sinkhorn_gradient_matches_finite_differences():
     x = np.random.default_rng(3).normal(size=(3, 3))
     w = np.random.default_rng(4).normal(size=(3, 3))
-    g = grad(lambda t: keras.ops.sum(gumbel_ops.sinkhorn(t) * w), x.astype("float32"))
+    g = grad(
+        lambda t: keras.ops.sum(gumbel_ops.sinkhorn(t) * keras.ops.convert_to_tensor(w)),
+        x.astype("float32"),
+    )
     eps = 1e-5
     numeric = np.zeros_like(x)
     for i, j in itertools.product(range(3), range(3)):
@@ -214,13 +222,16 @@ def test_relaxed_sort_gradients_finite_at_extreme_scores_and_straight_through(fn
     rng = np.random.default_rng(1)
     s = rng.normal(size=(4, 6)).astype("float32")
     w = rng.normal(size=(4, 6, 6)).astype("float32")
-    soft = grad(lambda t: keras.ops.sum(fn(t, 0.5) * w), s)
-    hard = grad(lambda t: keras.ops.sum(fn(t, 0.5, hard=True) * w), s)
+    soft = grad(lambda t: keras.ops.sum(fn(t, 0.5) * keras.ops.convert_to_tensor(w)), s)
+    hard = grad(lambda t: keras.ops.sum(fn(t, 0.5, hard=True) * keras.ops.convert_to_tensor(w)), s)
     assert np.abs(soft).max() > 1e-2
     np.testing.assert_array_equal(hard, soft)
     for scale in (1e4, 1e-4):
         for tau in (1e-3, 1.0, 1e3):
-            g = grad(lambda t, tau=tau: keras.ops.sum(fn(t, tau) * w), s * scale)
+            g = grad(
+                lambda t, tau=tau: keras.ops.sum(fn(t, tau) * keras.ops.convert_to_tensor(w)),
+                s * scale,
+            )
             assert np.all(np.isfinite(g))
             assert np.all(np.isfinite(to_numpy(fn(s * scale, tau))))
 

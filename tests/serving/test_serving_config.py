@@ -154,5 +154,6 @@ def test_serving_code_imports_neither_models_nor_keras():
         for module in _imports(path):
             assert not module.startswith("keras_gumbel.models"), (path.name, module)
             assert module.split(".")[0] != "keras", (path.name, module)
-            if module.startswith("keras_gumbel"):
+            # `keras_gumbel._extras` (standard library only) names a missing extra.
+            if module.startswith("keras_gumbel") and module != "keras_gumbel._extras":
                 assert module.startswith("keras_gumbel.serving"), (path.name, module)
