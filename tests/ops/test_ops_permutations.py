@@ -114,7 +114,7 @@ def test_sinkhorn_gradient_matches_finite_differences():
     x = np.random.default_rng(3).normal(size=(3, 3))
     w = np.random.default_rng(4).normal(size=(3, 3))
     g = grad(
-        lambda t: keras.ops.sum(gumbel_ops.sinkhorn(t) * keras.ops.convert_to_tensor(w)),
+        lambda t: keras.ops.sum(gumbel_ops.sinkhorn(t) * keras.ops.convert_to_tensor(w, "float32")),
         x.astype("float32"),
     )
     eps = 1e-5
