@@ -6,6 +6,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 
+# Hooks, found by pytest in this module's namespace.
+from xdist_groups import pytest_collection_modifyitems  # noqa: E402, F401
+
 if keras.backend.backend() == "tensorflow":
     import tensorflow as tf
 
