@@ -260,13 +260,12 @@ def _figure_mnist_sort(units, path):
     for u in units:
         by_label.setdefault(_row_label(u), []).append(u)
     for label, group in sorted(by_label.items()):
-        if len(group) < 2:
-            continue  # a single-n diagnostic run: in the table only
         group.sort(key=lambda u: u["config"]["n"])
         ax.plot(
             [u["config"]["n"] for u in group],
             [u["metrics"]["exact"] for u in group],
-            "o-",
+            "o-" if len(group) > 1 else "*",  # a star: a run at one n only
+            markersize=6 if len(group) > 1 else 11,
             label=f"{label} (ours)",
         )
     ax.set_xlabel("n (numbers per sequence)")
