@@ -41,7 +41,7 @@ from benchmarks.common import cpu_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NAME = "code_usage_cost"
-COMMAND = "nice -n 10 python -m benchmarks.quantizer.code_usage_cost"
+COMMAND = "python -m benchmarks.quantizer.code_usage_cost"
 
 
 @dataclasses.dataclass(frozen=True)
