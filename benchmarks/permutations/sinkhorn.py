@@ -63,40 +63,28 @@ class Settings:
 SMOKE = Settings(batch=4, n=4, rounds=2, min_sample_s=0.0, matching_sizes=(3, 5), matching_reps=1)
 
 
-def hand_step(settings):
-    import tensorflow as tf
-
-    @tf.function
-    def step(scores, weights, tau):
-        with tf.GradientTape() as tape:
-            tape.watch(scores)
-            u = tf.random.uniform(tf.shape(scores), minval=TINY, maxval=1.0)
-            z = (scores - tf.math.log(-tf.math.log(u))) / tau
-            for _ in range(settings.num_iters):
-                z = z - tf.reduce_logsumexp(z, axis=-2, keepdims=True)
-                z = z - tf.reduce_logsumexp(z, axis=-1, keepdims=True)
-            loss = tf.reduce_sum(tf.exp(z) * weights)
-        return loss, tape.gradient(loss, scores)
-
-    return step
-
-
-def hand_loop_step(settings):
-    """`hand_step` with the iterations in a `tf.while_loop`, the loop the layer runs."""
+def hand_step(settings, loop=False):
+    """The iterations by hand, unrolled, or with `loop` in a `tf.while_loop` as the layer."""
     import tensorflow as tf
 
     def iteration(i, z):
         z = z - tf.reduce_logsumexp(z, axis=-2, keepdims=True)
         return i + 1, z - tf.reduce_logsumexp(z, axis=-1, keepdims=True)
 
+    def iterate(z):
+        n = settings.num_iters
+        if loop:
+            return tf.while_loop(lambda i, z: i < n, iteration, (0, z), maximum_iterations=n)[1]
+        for i in range(n):
+            _, z = iteration(i, z)
+        return z
+
     @tf.function
     def step(scores, weights, tau):
         with tf.GradientTape() as tape:
             tape.watch(scores)
             u = tf.random.uniform(tf.shape(scores), minval=TINY, maxval=1.0)
-            z = (scores - tf.math.log(-tf.math.log(u))) / tau
-            n = settings.num_iters
-            _, z = tf.while_loop(lambda i, z: i < n, iteration, (0, z), maximum_iterations=n)
+            z = iterate((scores - tf.math.log(-tf.math.log(u))) / tau)
             loss = tf.reduce_sum(tf.exp(z) * weights)
         return loss, tape.gradient(loss, scores)
 
@@ -148,7 +136,7 @@ def sinkhorn_timing(settings):
     sides = {
         "keras_gumbel": layer_step(settings),
         "tf_hand": hand_step(settings),
-        "tf_hand_loop": hand_loop_step(settings),
+        "tf_hand_loop": hand_step(settings, loop=True),
     }
     for fn in sides.values():
         for _ in range(3):
