@@ -23,7 +23,10 @@ PAGES = sorted(
 )
 # What a page's run must leave behind, beyond running without an error.
 CHECKS = {
-    "guide/vector_quantizer.md": lambda ns: 2.0 <= ns["history"].history["vq_perplexity"][-1] <= 64,
+    "guide/vector_quantizer.md": lambda ns: (
+        2.0 <= ns["history"].history["vq_perplexity"][-1] <= 64
+        and ns["history"].history["loss"][-1] < ns["history"].history["loss"][0]
+    ),
     "guide/temperature.md": lambda ns: (
         [round(float(ns["paper"](s)), 3) for s in (999, 1000, 20000)] == [1.0, 0.97, 0.549]
     ),
