@@ -1,4 +1,4 @@
-"""The test command's `-n 2 --dist loadgroup` keeps a group on one worker.
+"""The test command's `--dist loadgroup` keeps a group on one worker.
 
 The docs tests share one site build and several modules share a trained
 model or a benchmark's smoke run; if xdist stopped honouring groups (as it
