@@ -9,8 +9,9 @@ iterations, tau = 0.5:
 - `tf_hand`: the same computation written directly in TensorFlow (uniform
   noise, Gumbel transform, the 20 column-then-row logsumexp normalizations
   unrolled in Python): the reference of the 1.10x target;
-- `tf_hand_loop`: `tf_hand` with the iterations in a `tf.while_loop`, as the
-  layer runs them: the cost of the loop itself.
+- `tf_hand_loop`: `tf_hand` with the iterations in a `tf.while_loop`,
+  differentiated by TensorFlow: the cost of differentiating the loop, which
+  the layer's hand-written gradient avoids.
 
 Every side is traced and warmed up first, then timed in interleaved rounds
 (each side once per round, in a fresh random order); medians over rounds,
@@ -221,12 +222,13 @@ def markdown(data):
         f"({'met' if a['ratio'] <= TARGET else 'not met'}) |",
         "",
         f"Medians over {a['rounds']} interleaved rounds. The layer runs the iterations in a "
-        "`tf.while_loop` (XLA on CPU takes about 20 s to compile 20 unrolled iterations, the "
-        "loop about one); the same hand-written iterations in such a loop (`tf_hand_loop`, "
-        f"{a['median_s']['tf_hand_loop'] * 1e3:.2f} ms) cost {a['loop_ratio']:.3f}x the "
-        f"unrolled ones, and the layer costs {a['layer_over_loop']:.3f}x that loop: what "
-        "separates the layer from the target is the loop's gradient bookkeeping (each "
-        "iteration stacks its intermediates for the backward pass).",
+        "loop (`keras.ops.scan`; XLA on CPU takes about 20 s to compile 20 unrolled "
+        "iterations, the loop about one) and differentiates them by hand, keeping only each "
+        "half-step's output. The same hand-written iterations in a `tf.while_loop` "
+        f"differentiated by TensorFlow (`tf_hand_loop`, {a['median_s']['tf_hand_loop'] * 1e3:.2f}"
+        f" ms) cost {a['loop_ratio']:.3f}x the unrolled ones: the loop's gradient bookkeeping "
+        "(each iteration stacks every intermediate for the backward pass), which the "
+        f"hand-written gradient avoids (the layer costs {a['layer_over_loop']:.3f}x that loop).",
         "",
         f"## (b) `matching`, batch {s['matching_batch']}, standard-normal scores",
         "",

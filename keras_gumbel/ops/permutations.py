@@ -40,6 +40,7 @@ import numbers
 import keras
 from keras import ops
 
+from keras_gumbel.ops._sinkhorn_loop import sinkhorn_log
 from keras_gumbel.ops.relaxed import _check_temperature
 from keras_gumbel.ops.relaxed import gumbel_noise
 from keras_gumbel.validation import check_bool
@@ -81,31 +82,6 @@ def _check_noise_factor(noise_factor):
             "Invalid value received for argument `noise_factor`. Expected a float >= 0. "
             f"Received: noise_factor={noise_factor!r}"
         )
-
-
-def _sinkhorn_step(_, z):
-    z = z - ops.logsumexp(z, axis=-2, keepdims=True)  # columns
-    return z - ops.logsumexp(z, axis=-1, keepdims=True)  # rows, last
-
-
-def _sinkhorn_float32(z, num_iters):
-    """Log-domain Sinkhorn on float32 scores; returns the log of the result.
-
-    A loop rather than unrolled Python steps: XLA on CPU took 20 seconds to
-    compile 20 unrolled iterations (and minutes for 60), the loop about one.
-    On TensorFlow the loop states its trip count (`maximum_iterations`),
-    without which XLA cannot size the gradient's stacks; on JAX `fori_loop`
-    with static bounds is a differentiable scan, where a `while_loop` would
-    not be reverse-differentiable.
-    """
-    if keras.backend.backend() == "tensorflow":
-        return ops.while_loop(
-            lambda i, z: i < num_iters,
-            lambda i, z: (i + 1, _sinkhorn_step(i, z)),
-            (0, z),
-            maximum_iterations=num_iters,
-        )[1]
-    return ops.fori_loop(0, num_iters, _sinkhorn_step, z)
 
 
 def sinkhorn(log_alpha, num_iters=20):
@@ -165,7 +141,7 @@ def sinkhorn(log_alpha, num_iters=20):
     """
     _check_square("log_alpha", log_alpha)
     _check_num_iters(num_iters)
-    z = _sinkhorn_float32(ops.cast(log_alpha, "float32"), num_iters)
+    z = sinkhorn_log(ops.cast(log_alpha, "float32"), num_iters)
     return ops.cast(ops.exp(z), log_alpha.dtype)
 
 
@@ -214,7 +190,7 @@ def gumbel_sinkhorn(log_alpha, temperature, num_iters=20, seed=None, noise_facto
     _check_num_iters(num_iters)
     _check_noise_factor(noise_factor)
     z = _perturbed(log_alpha, temperature, seed, noise_factor)
-    return ops.cast(ops.exp(_sinkhorn_float32(z, num_iters)), log_alpha.dtype)
+    return ops.cast(ops.exp(sinkhorn_log(z, num_iters)), log_alpha.dtype)
 
 
 def _perturbed(log_alpha, temperature, seed, noise_factor):
