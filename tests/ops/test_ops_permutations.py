@@ -139,22 +139,23 @@ def _unrolled_sinkhorn(z, num_iters):
 
 @pytest.mark.parametrize("n, scale, num_iters", [(2, 1.0, 1), (5, 3.0, 20), (9, 10.0, 7)])
 def test_sinkhorn_hand_written_gradient_equals_autodiff_of_the_iterations(n, scale, num_iters):
-    # The op's backward pass is written by hand (it keeps only each
-    # half-step's output); the backend's autodiff of the same iterations,
-    # unrolled, is the reference. Float32 on both sides, with sums of up to
+    # On TensorFlow and JAX the op's backward pass is written by hand (it
+    # keeps only each half-step's output; PyTorch differentiates the loop);
+    # the backend's autodiff of the same iterations, unrolled, is the
+    # reference. Float32 on both sides, with sums of up to
     # 2 * num_iters rounded terms: agreement to 1e-5 of the largest entry.
     rng = np.random.default_rng(n)
     x = (rng.normal(size=(16, n, n)) * scale).astype("float32")
     w = keras.ops.convert_to_tensor(rng.normal(size=x.shape).astype("float32"))
-    wraps = [lambda fn: fn, _compiled]
-    if BACKEND == "tensorflow":  # a graph outside XLA runs its own loop (`_sinkhorn_loop`)
+    want = grad(lambda t: keras.ops.sum(_unrolled_sinkhorn(t, num_iters) * w), x)
+    assert np.abs(want).max() > 1e-2
+    wraps = [lambda fn: fn, _compiled]  # eagerly (jitted on JAX), and XLA
+    if BACKEND == "tensorflow":
         import tensorflow as tf
 
-        wraps.append(tf.function)
+        wraps.append(tf.function)  # a graph without XLA
     for wrap in wraps:
         got = _grad(wrap(lambda t: keras.ops.sum(gumbel_ops.sinkhorn(t, num_iters) * w)), x)
-        want = _grad(lambda t: keras.ops.sum(_unrolled_sinkhorn(t, num_iters) * w), x)
-        assert np.abs(want).max() > 1e-2
         np.testing.assert_allclose(got, want, atol=1e-5 * np.abs(want).max())
 
 
