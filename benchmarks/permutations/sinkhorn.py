@@ -10,7 +10,7 @@ iterations, tau = 0.5:
   noise, Gumbel transform, the 20 column-then-row logsumexp normalizations
   unrolled in Python): the reference of the 1.10x target;
 - `tf_hand_loop`: `tf_hand` with the iterations in a `tf.while_loop`,
-  differentiated by TensorFlow: the cost of differentiating the loop, which
+  differentiated by TensorFlow: what differentiating a loop costs, which
   the layer's hand-written gradient avoids.
 
 Every side is traced and warmed up first, then timed in interleaved rounds
@@ -221,14 +221,15 @@ def markdown(data):
         f"| {a['ratio']:.3f}x | {a['paired_ratio']:.3f}x | <= {TARGET:.2f}x "
         f"({'met' if a['ratio'] <= TARGET else 'not met'}) |",
         "",
-        f"Medians over {a['rounds']} interleaved rounds. The layer runs the iterations in a "
-        "loop (`keras.ops.scan`; XLA on CPU takes about 20 s to compile 20 unrolled "
-        "iterations, the loop about one) and differentiates them by hand, keeping only each "
-        "half-step's output. The same hand-written iterations in a `tf.while_loop` "
-        f"differentiated by TensorFlow (`tf_hand_loop`, {a['median_s']['tf_hand_loop'] * 1e3:.2f}"
-        f" ms) cost {a['loop_ratio']:.3f}x the unrolled ones: the loop's gradient bookkeeping "
-        "(each iteration stacks every intermediate for the backward pass), which the "
-        f"hand-written gradient avoids (the layer costs {a['layer_over_loop']:.3f}x that loop).",
+        f"Medians over {a['rounds']} interleaved rounds. In a `tf.function` without XLA, as "
+        "here, the layer runs the iterations as unrolled steps and differentiates them by "
+        "hand, keeping only each half-step's output (under XLA it runs them in "
+        "`keras.ops.scan`: XLA on CPU takes about 20 s to compile 20 unrolled iterations, the "
+        "loop about one). The same hand-written iterations in a `tf.while_loop` differentiated "
+        f"by TensorFlow (`tf_hand_loop`, {a['median_s']['tf_hand_loop'] * 1e3:.2f} ms) cost "
+        f"{a['loop_ratio']:.3f}x the unrolled ones: the loop's gradient bookkeeping (each "
+        "iteration stacks every intermediate for the backward pass), which the layer avoids "
+        f"(it costs {a['layer_over_loop']:.3f}x that loop).",
         "",
         f"## (b) `matching`, batch {s['matching_batch']}, standard-normal scores",
         "",

@@ -159,6 +159,24 @@ def test_sinkhorn_hand_written_gradient_equals_autodiff_of_the_iterations(n, sca
         np.testing.assert_allclose(got, want, atol=1e-5 * np.abs(want).max())
 
 
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's two ways to run the steps")
+def test_sinkhorn_loops_under_xla_and_unrolls_its_steps_in_a_plain_graph():
+    # `_sinkhorn_loop` asks TensorFlow whether XLA compiles the graph: a
+    # loop there (XLA compiles unrolled steps slowly), unrolled steps
+    # elsewhere (no stacking copies). A wrong answer is slow, not wrong.
+    import tensorflow as tf
+
+    x = tf.zeros((2, 4, 4))
+    loops = {"While", "StatelessWhile"}
+
+    def op_types(jit_compile):
+        fn = tf.function(lambda t: gumbel_ops.sinkhorn(t, 20), jit_compile=jit_compile)
+        return {op.type for op in fn.get_concrete_function(x).graph.get_operations()}
+
+    assert loops & op_types(jit_compile=True)
+    assert not loops & op_types(jit_compile=False)
+
+
 def test_gumbel_sinkhorn_is_sinkhorn_of_the_perturbed_scores():
     x = np.random.default_rng(0).normal(size=(5, 4, 4)).astype("float32")
     noise = to_numpy(gumbel_ops.gumbel_noise((5, 4, 4), seed=3))
