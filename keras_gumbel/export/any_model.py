@@ -27,22 +27,11 @@ import tensorflow as tf
 from keras_gumbel.export.codes_layers import choose_codes_layer
 from keras_gumbel.export.codes_layers import forward
 from keras_gumbel.export.errors import ExportError
+from keras_gumbel.export.errors import first_line
+from keras_gumbel.export.errors import trace_signatures
 from keras_gumbel.export.plan import ExportPlan
 
 _AUTO_NAME = re.compile(r"keras_tensor(_\d+)?|input_layer(_\d+)?")
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def _first_line(error):
-    """`Type: message`, the message's first informative line.
-
-    Keras wraps errors raised in a layer's call in "Exception encountered
-    when calling ..." with the arguments below; the line that says what
-    went wrong is the one after.
-    """
-    lines = [_ANSI.sub("", line).strip() for line in str(error).splitlines()]
-    lines = [line for line in lines if line and not line.startswith("Exception encountered")]
-    return f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
 
 def _shape_text(shape):
@@ -216,7 +205,7 @@ class AnyModelExport(ExportPlan):
         except (ValueError, TypeError) as e:
             raise ExportError(
                 f"cannot compute the codes of layer {self.path!r} "
-                f"({type(self.layer).__name__}): {_first_line(e)}"
+                f"({type(self.layer).__name__}): {first_line(e)}"
             ) from None
         return {
             "codes": keras.ops.cast(out["codes"], "int64"),
@@ -233,7 +222,7 @@ class AnyModelExport(ExportPlan):
         except ExportError:
             raise
         except Exception as e:  # noqa: BLE001 - any failure of the user's model is reported
-            raise ExportError(f"sample_inputs do not fit the model: {_first_line(e)}") from None
+            raise ExportError(f"sample_inputs do not fit the model: {first_line(e)}") from None
         return {
             "encode": _numpy(self._codes(layer_inputs, mask)),
             "predict": _numpy(_named_outputs(outputs)),
@@ -316,14 +305,7 @@ class AnyModelExport(ExportPlan):
             functions["decode"] = tf.function(
                 decode, input_signature=[{alias: spec}], autograph=False
             )
-        for name, function in functions.items():
-            try:
-                function.get_concrete_function()
-            except ExportError:
-                raise
-            except Exception as e:  # noqa: BLE001 - reported as one line, nothing written
-                raise ExportError(f"cannot trace signature {name!r}: {_first_line(e)}") from None
-        return functions
+        return trace_signatures(functions)
 
     def cases(self):
         """`{signature: (inputs, expected outputs)}` on the sample inputs."""

@@ -40,9 +40,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_gumbel.export.any_model import _first_line
 from keras_gumbel.export.any_model import _fit_samples
 from keras_gumbel.export.errors import ExportError
+from keras_gumbel.export.errors import first_line
+from keras_gumbel.export.errors import trace_signatures
 from keras_gumbel.export.plan import ExportPlan
 
 METHOD = "export_signatures"
@@ -148,7 +149,7 @@ class ModelSignaturesExport(ExportPlan):
         except ExportError:
             raise
         except Exception as e:  # noqa: BLE001 - any failure of the model is reported
-            raise ExportError(f"{type(model).__name__}.{METHOD} failed: {_first_line(e)}") from None
+            raise ExportError(f"{type(model).__name__}.{METHOD} failed: {first_line(e)}") from None
         self.functions, self.specs, self._contract = _read_declaration(model, declared)
         self.signatures = tuple(self.functions)
         self.tracked = [model]
@@ -185,7 +186,7 @@ class ModelSignaturesExport(ExportPlan):
             raise
         except Exception as e:  # noqa: BLE001 - any failure of the model is reported
             raise ExportError(
-                f"cannot run signature {name!r} on the sample inputs: {_first_line(e)}"
+                f"cannot run signature {name!r} on the sample inputs: {first_line(e)}"
             ) from None
         if (
             not isinstance(outputs, dict)
@@ -212,14 +213,7 @@ class ModelSignaturesExport(ExportPlan):
             )
             for name in self.signatures
         }
-        for name, function in functions.items():
-            try:
-                function.get_concrete_function()
-            except ExportError:
-                raise
-            except Exception as e:  # noqa: BLE001 - reported as one line, nothing written
-                raise ExportError(f"cannot trace signature {name!r}: {_first_line(e)}") from None
-        return functions
+        return trace_signatures(functions)
 
     def cases(self):
         """`{signature: (inputs, expected outputs)}`, from the eager run."""
