@@ -116,6 +116,11 @@ def sinkhorn(log_alpha, num_iters=20):
     (small temperatures) need many more iterations; until then the result
     is row-stochastic with columns only approximately normalized.
 
+    Gradient: on TensorFlow and JAX it is written by hand and keeps only
+    the output of each half-step, `2 * num_iters` float32 tensors of the
+    shape of `log_alpha`, for the backward pass; on PyTorch autograd
+    differentiates the loop.
+
     Args:
         log_alpha: Float tensor `[..., n, n]` of scores. Float16 and bfloat16
             inputs are computed in float32.
