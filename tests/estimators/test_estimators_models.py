@@ -96,21 +96,17 @@ def test_sbn_muprop_expands_the_mean_field_network_when_asked(latent, bits):
             estimator={"class_name": "muprop", "config": {"mean_field": mean_field}},
             seed=0,
         )
-        # One step: its samples come from the seed alone, so a repeat
-        # differs at most by the rounding of threaded sums. (Over several
-        # steps that rounding can flip a later sample and grow.)
+        # One step, its samples from the seed alone.
         losses, changed = _fit(model, bits[:16, :18], bits[:16, 18:])
         assert np.all(np.isfinite(losses)) and all(changed.values()), changed
         return [w.numpy() for w in model.trainable_weights]
 
-    def largest_change(a, b):
-        return max(float(np.max(np.abs(x - y))) for x, y in zip(a, b, strict=True))
-
-    default = weights_after_fit(False)
-    rounding = largest_change(default, weights_after_fit(False))
-    effect = largest_change(default, weights_after_fit(True))
-    # Measured: effect 0.008 (categorical) and 0.004 (Bernoulli); rounding
-    # mostly 0 but once 5.6e-5 (a threaded sum rounded otherwise, amplified
-    # by the score-function term). An option that did nothing would leave
-    # the effect at the rounding's size; 20x apart is a clear difference.
-    assert effect > 1e-3 and rounding < effect / 20
+    default, expanded = weights_after_fit(False), weights_after_fit(True)
+    effect = max(float(np.max(np.abs(a - b))) for a, b in zip(default, expanded, strict=True))
+    # Measured: the option moves a weight by 0.008 (categorical) or 0.004
+    # (Bernoulli) after the step. An option that did nothing would leave the
+    # difference at that of two identical runs: 0 in most runs, but up to
+    # 4.7e-4 in fresh-clone runs on three busy workers (threaded sums rounded
+    # otherwise, amplified by the score-function term), so repeats are not
+    # compared. 1e-3 lies between the two.
+    assert effect > 1e-3
