@@ -149,18 +149,21 @@ def _table_mnist_sort(units):
     return lines
 
 
+# The reference code's training length: 100 epochs of the 55,000 training
+# images as numbers of 4 digits, in sequences of 20.
+REFERENCE_EPOCHS, REFERENCE_BATCH = 100, 20
+REFERENCE_EPOCH_STEPS = 55000 // (4 * REFERENCE_BATCH)
+REFERENCE_SEQUENCES = REFERENCE_EPOCHS * REFERENCE_EPOCH_STEPS * REFERENCE_BATCH
 REFERENCE_PROTOCOL = (
     "The reference code of these experiments (ermongroup/neuralsort, `tf/run_sort.py`; "
     "its fork sprillo/softsort, whose `tf/run_sort.sh` gives the settings of SoftSort's "
     "Table 1 for both NeuralSort and SoftSort) trains a CNN of two 5 x 5 convolutions "
-    "(32, 64) and a dense 64 for 100 epochs of 55000 // (4 x 20) = 687 steps, i.e. "
-    "68,700 steps of 20 sequences, with Adam at 0.005 and tau 1024 (n = 3, 5, 7) or 128 "
-    "(n = 9, 15), and tests the epoch with the best exact-match on a 5,000-image "
-    "validation split."
+    f"(32, 64) and a dense 64 for {REFERENCE_EPOCHS} epochs of 55000 // (4 x "
+    f"{REFERENCE_BATCH}) = {REFERENCE_EPOCH_STEPS} steps, i.e. "
+    f"{REFERENCE_EPOCHS * REFERENCE_EPOCH_STEPS:,} steps of {REFERENCE_BATCH} sequences, with "
+    "Adam at 0.005 and tau 1024 (n = 3, 5, 7) or 128 (n = 9, 15), and tests the epoch with "
+    "the best exact-match on a 5,000-image validation split."
 )
-
-
-REFERENCE_SEQUENCES = 68_700 * 20
 
 
 def _diagnosis_mnist_sort(units):

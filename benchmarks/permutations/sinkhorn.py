@@ -65,7 +65,7 @@ SMOKE = Settings(batch=4, n=4, rounds=2, min_sample_s=0.0, matching_sizes=(3, 5)
 
 
 def hand_step(settings, loop=False):
-    """The iterations by hand, unrolled, or with `loop` in a `tf.while_loop` as the layer."""
+    """The iterations by hand: unrolled, or with `loop` in a differentiated `tf.while_loop`."""
     import tensorflow as tf
 
     def iteration(i, z):
