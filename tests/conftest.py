@@ -3,13 +3,6 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-# The tests compile hundreds of small XLA programs (every JAX function, and
-# TensorFlow's `jit_compile`), where LLVM's optimization passes take most of the
-# time; at level 0 they compile about 1.6x faster. A level the user set is kept,
-# and subprocesses (the CLI, notebook kernels) inherit it.
-_xla_flags = os.environ.get("XLA_FLAGS", "")
-if "xla_backend_optimization_level" not in _xla_flags:
-    os.environ["XLA_FLAGS"] = f"{_xla_flags} --xla_backend_optimization_level=0".strip()
 
 import keras  # noqa: E402
 
@@ -27,3 +20,18 @@ if keras.backend.backend() == "tensorflow":
         _cpus[0],
         [tf.config.LogicalDeviceConfiguration()] * 2,
     )
+
+
+def pytest_configure(config):
+    """XLA compiles the default run's programs at backend optimization level 0.
+
+    That run compiles hundreds of small XLA programs (every JAX function,
+    TensorFlow's `jit_compile` cases), and on arrays this small LLVM's
+    optimization passes cost more than they save. XLA reads `XLA_FLAGS` when it
+    first compiles, after this hook; subprocesses (the CLI, notebook kernels)
+    inherit it. A run that selects the slow tests (training for minutes) keeps
+    XLA's default, and so does a level the user set.
+    """
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "not slow" in (config.option.markexpr or "") and "optimization_level" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_backend_optimization_level=0".strip()
