@@ -81,9 +81,10 @@ def main():
             str(run_dir),
         ]
         metrics = train_once(command, run_dir, label)
-        # The runs name the data as this machine holds it.
-        row = {"label": label, "command": shlex.join(command), **metrics}
-        rows.append(portable(row, args.data))
+        # The command names an absolute data or run directory by its placeholder;
+        # the runs' metrics name the data as this machine holds it.
+        row = {"label": label, "command": shlex.join(shown_args(command))}
+        rows.append(portable({**row, **metrics}, args.data))
     payload = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
         "script": "python -m benchmarks.paper.paper_models " + shlex.join(shown_args(sys.argv[1:])),

@@ -88,9 +88,11 @@ def run_one(data, epochs, estimator, seed, run_dir, anneal):
         str(run_dir),
     ]
     metrics = train_once(command, run_dir, estimator)
-    row = {"estimator": estimator, "seed": seed, "command": shlex.join(command), **metrics}
-    # The run names the data as this machine holds it.
-    return portable(row, data)
+    # The command names the data and the run directory by placeholders where
+    # they are absolute; the run's own metrics name the data as this machine
+    # holds it.
+    row = {"estimator": estimator, "seed": seed, "command": shlex.join(shown_args(command))}
+    return portable({**row, **metrics}, data)
 
 
 def run_unit(units_dir, data, epochs, estimator, seed, run_dir, anneal):
