@@ -14,7 +14,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = ROOT / "benchmarks"
-GROUPS = ("paper", "performance", "quantizer", "serving", "subsets")
+# Every folder of benchmarks/ is a group (a new one is held to the same rules).
+GROUPS = sorted(
+    p.name for p in BENCHMARKS.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))
+)
 # An absolute path of a machine: a root folder that holds data, homes,
 # scratch or system files, after anything but a path or name character
 # (so that "benchmarks/paper/results/..." does not match).
@@ -53,6 +56,8 @@ def _imports(path):
 
 
 def test_every_group_is_a_package_with_a_readme_and_results():
+    known = {"paper", "performance", "permutations", "quantizer", "serving", "subsets"}
+    assert known <= set(GROUPS)
     for group in GROUPS:
         assert (BENCHMARKS / group / "__init__.py").is_file(), group
         assert (BENCHMARKS / group / "README.md").is_file(), group
