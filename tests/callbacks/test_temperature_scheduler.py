@@ -175,7 +175,10 @@ class _TemperatureProbe(TemperatureLayer):
     traces = 0
 
     def sample(self, logits, temperature, mask):
-        _TemperatureProbe.traces += 1
+        # torch.compile would guard on the count and compile again for each
+        # new value; it counts its own graphs (`_traces_so_far`).
+        if BACKEND != "torch":
+            _TemperatureProbe.traces += 1
         return 0.0 * logits + temperature
 
     deterministic = sample
@@ -194,7 +197,7 @@ def test_compiled_train_step_sees_each_new_temperature_without_retracing(jit_com
     )
     traces = []
     count = keras.callbacks.LambdaCallback(
-        on_train_batch_end=lambda batch, logs: traces.append(_TemperatureProbe.traces)
+        on_train_batch_end=lambda batch, logs: traces.append(_traces_so_far(jit_compile))
     )
     history = model.fit(
         X, X, batch_size=8, epochs=3, verbose=0, callbacks=[TemperatureScheduler(SCHEDULE), count]
@@ -203,8 +206,26 @@ def test_compiled_train_step_sees_each_new_temperature_without_retracing(jit_com
     np.testing.assert_allclose(history.history["loss"], expected, rtol=1e-6)
     # Un-jitted JAX and uncompiled PyTorch run the Python of every step.
     if BACKEND == "tensorflow" or jit_compile:
-        # The temperature changed 5 times; nothing was traced after step 1.
-        assert len(traces) == 15 and len(set(traces)) == 1
+        # The temperature changed 5 times; nothing was traced after step 1
+        # (torch.compile makes its second graph at step 2, when the gradients
+        # it zeroes first exist).
+        first = 2 if BACKEND == "torch" else 1
+        assert len(traces) == 15 and len(set(traces[first - 1 :])) == 1, traces
+
+
+def _traces_so_far(jit_compile):
+    """How often the step has been traced: the probe's count, or torch.compile's graphs.
+
+    A count the probe kept would be part of what torch.compile traces (it
+    replays the increment on every call and compiles again for every new
+    value), so on PyTorch its own count of the graphs it made
+    (`torch._dynamo`'s counters, not public API) counts the traces.
+    """
+    if BACKEND == "torch" and jit_compile:
+        from torch._dynamo.utils import counters
+
+        return counters["stats"]["unique_graphs"]
+    return _TemperatureProbe.traces
 
 
 def test_finds_nested_layers_and_accepts_learning_rate_schedules():
