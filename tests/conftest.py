@@ -29,8 +29,9 @@ def pytest_configure(config):
     TensorFlow's `jit_compile` cases), and on arrays this small LLVM's
     optimization passes cost more than they save. XLA reads `XLA_FLAGS` when it
     first compiles, after this hook; subprocesses (the CLI, notebook kernels)
-    inherit it. A run that selects the slow tests (training for minutes) keeps
-    XLA's default, and so does a level the user set.
+    inherit it. A run that selects the slow tests (which compile every
+    estimator's train step, as a user's training does) keeps XLA's default, and
+    so does a level the user set.
     """
     flags = os.environ.get("XLA_FLAGS", "")
     if "not slow" in (config.option.markexpr or "") and "optimization_level" not in flags:
