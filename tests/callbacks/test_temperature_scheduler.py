@@ -207,8 +207,8 @@ def test_compiled_train_step_sees_each_new_temperature_without_retracing(jit_com
     # Un-jitted JAX and uncompiled PyTorch run the Python of every step.
     if BACKEND == "tensorflow" or jit_compile:
         # The temperature changed 5 times; nothing was traced after step 1
-        # (torch.compile makes its second graph at step 2, when the gradients
-        # it zeroes first exist).
+        # (after step 2 under torch.compile, which makes its second graph when
+        # the gradients it zeroes first exist).
         first = 2 if BACKEND == "torch" else 1
         assert len(traces) == 15 and len(set(traces[first - 1 :])) == 1, traces
 
