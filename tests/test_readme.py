@@ -31,6 +31,12 @@ def test_test_command_runs_every_backend_and_check():
     assert "pip install" in command and "python -m pytest" in command
     assert "KERAS_BACKEND=jax" in command and "KERAS_BACKEND=torch" in command
     assert "--doctest-modules tests keras_gumbel" in command
+    # The docstring examples of the backend-agnostic modules run on every backend.
+    for backend in ("jax", "torch"):
+        run = re.search(rf"KERAS_BACKEND={backend} python -m pytest ([^&]*)", command)
+        assert run and "--doctest-modules" in run.group(1), backend
+        for module in ("keras_gumbel/ops", "keras_gumbel/layers", "keras_gumbel/callbacks"):
+            assert module in run.group(1), (backend, module)
     # The TensorFlow run takes the notebooks (marked `notebook`, which pytest's
     # configured default leaves out) and the JAX run the installed-wheel test.
     tensorflow_run = re.search(r'-m "([^"]*)" --doctest-modules tests keras_gumbel', command)

@@ -427,8 +427,14 @@ def sort_indices(scores):
     >>> keras.ops.convert_to_numpy(sort_indices(keras.ops.array([0.5, 2.0, 0.5, 1.0]))).tolist()
     [1, 3, 0, 2]
     """
-    n = _check_vector("scores", scores)
-    return ops.cast(ops.top_k(ops.cast(scores, "float32"), n)[1], "int32")
+    _check_vector("scores", scores)
+    # A stable ascending sort of the negated scores keeps tied items in index
+    # order on every backend; `ops.top_k` does on TensorFlow and JAX but not
+    # on PyTorch, where `torch.topk` orders ties arbitrarily from n = 4 on.
+    # `0 - s` rather than `-s` makes both zeros +0, so that 0.0 and -0.0 tie:
+    # XLA's sort puts -0.0 first.
+    negated = ops.subtract(0.0, ops.cast(scores, "float32"))
+    return ops.cast(ops.argsort(negated, axis=-1), "int32")
 
 
 def _hard_sort(y, s, hard):

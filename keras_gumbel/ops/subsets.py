@@ -32,6 +32,7 @@ import numbers
 import keras
 from keras import ops
 
+from keras_gumbel.ops.permutations import sort_indices
 from keras_gumbel.ops.relaxed import _MASKED_SCORE
 from keras_gumbel.ops.relaxed import _TINY
 from keras_gumbel.ops.relaxed import _check_temperature
@@ -112,9 +113,8 @@ def _top_k_of_scores(scores, k, axis, num_classes, ties_to_lower_index=False):
     scores = _to_last(scores, axis)
     if ties_to_lower_index:
         # `ops.top_k` gives ties to the lower index on TensorFlow and JAX but
-        # not on PyTorch (`torch.topk` may even choose another set); a stable
-        # sort of the negated scores does on every backend.
-        indices = ops.argsort(ops.negative(scores), axis=-1)[..., :k]
+        # not on PyTorch (`torch.topk` may even choose another set).
+        indices = sort_indices(scores)[..., :k]
         values = ops.take_along_axis(scores, indices, axis=-1)
     else:
         # Ties among noisy scores have probability zero: the cheaper top_k.

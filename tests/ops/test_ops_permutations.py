@@ -265,6 +265,31 @@ def test_relaxed_sort_values_and_convergence_to_the_descending_sort(fn, referenc
     assert errors[-1] < 1e-3  # the closest scores here are 2e-3 apart
 
 
+@pytest.mark.parametrize("n", [2, 4, 7, 33])
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+def test_sorting_gives_tied_scores_in_index_order(n, compiled):
+    # Scores drawn from {0, 1, 2}: 64 rows full of ties. PyTorch's topk orders
+    # ties arbitrarily from n = 4 on (it got 50 of these rows wrong at n = 4
+    # and all 64 at n = 7); the docstrings promise the lower index first.
+    s = np.random.default_rng(n).integers(0, 3, size=(64, n)).astype("float32")
+    order = np.argsort(-s, axis=-1, kind="stable")
+    exact = np.eye(n, dtype="float32")[order]
+    maybe_compiled = _compiled if compiled else (lambda fn: fn)
+    np.testing.assert_array_equal(to_numpy(maybe_compiled(gumbel_ops.sort_indices)(s)), order)
+    for fn in (gumbel_ops.neural_sort, gumbel_ops.soft_sort):
+        hard = maybe_compiled(lambda t, fn=fn: fn(t, 0.5, hard=True))(s)
+        np.testing.assert_array_equal(to_numpy(hard), exact)
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+def test_sorting_ties_zero_with_negative_zero(compiled):
+    # XLA's sort puts -0.0 before 0.0; a negation of the scores alone gave
+    # [2, 1, 3, 0, 4] under TensorFlow's XLA.
+    s = np.array([-0.0, 0.0, 1.0, 0.0, -0.0], "float32")
+    fn = _compiled(gumbel_ops.sort_indices) if compiled else gumbel_ops.sort_indices
+    np.testing.assert_array_equal(to_numpy(fn(s)), [2, 0, 1, 3, 4])
+
+
 @pytest.mark.parametrize("fn", [gumbel_ops.neural_sort, gumbel_ops.soft_sort])
 def test_relaxed_sort_gradients_finite_at_extreme_scores_and_straight_through(fn):
     rng = np.random.default_rng(1)

@@ -113,6 +113,15 @@ def test_k_hot_top_k_is_the_noise_free_mode():
     np.testing.assert_array_equal(to_numpy(ties), [[0, 1, 2], [0, 1, 2]])
 
 
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+def test_k_hot_top_k_ties_zero_with_negative_zero(compiled):
+    # XLA's sort puts -0.0 before 0.0: a sort of the negated logits chose
+    # [2, 1, 3] under TensorFlow's XLA.
+    fn = lambda t: G.k_hot_top_k(t, 3)[0]  # noqa: E731
+    indices = (_compiled(fn) if compiled else fn)(np.array([[-0.0, 0.0, 1.0, 0.0]], "float32"))
+    np.testing.assert_array_equal(to_numpy(indices), [[2, 0, 1]])
+
+
 # relaxed_top_k: the relaxation.
 
 
