@@ -35,7 +35,8 @@ def test_test_command_runs_every_backend_and_check():
     for backend in ("jax", "torch"):
         run = re.search(rf"KERAS_BACKEND={backend} python -m pytest ([^&]*)", command)
         assert run and "--doctest-modules" in run.group(1), backend
-        for module in ("keras_gumbel/ops", "keras_gumbel/layers", "keras_gumbel/callbacks"):
+        modules = ("ops", "layers", "schedules.py", "callbacks")
+        for module in (f"keras_gumbel/{name}" for name in modules):
             assert module in run.group(1), (backend, module)
     # The TensorFlow run takes the notebooks (marked `notebook`, which pytest's
     # configured default leaves out) and the JAX run the installed-wheel test.
